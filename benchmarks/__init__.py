@@ -1,0 +1,1 @@
+"""Benchmarks: harmony-dimse measured against peers in the same run, reported as ratios."""

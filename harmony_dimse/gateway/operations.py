@@ -1,0 +1,263 @@
+"""The five DIMSE operations as the gateway runs them for one HTTP request, answered as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from pydicom import Dataset
+
+from ..data.dicomjson import dataset_bytes_to_json
+from ..data.files import DataFileError, read_part10
+from ..data.query import build_identifier, identifier_from_dicom_json
+from ..dimse.status import StatusInfo, describe_status
+from ..net.association import ReceivedInstance, RetrieveProgress, new_message_id
+from ..net.contexts import IMPLICIT_VR_LE
+from ..net.errors import DicomError, DimseFailure
+from .backend import Backend
+from .errors import RequestError
+from .incoming import IncomingStore
+from .request import OperationRequest
+
+log = logging.getLogger("harmony_dimse.gateway")
+
+
+def status_json(info: StatusInfo, error_comment: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "code": info.code,
+        "hex": f"0x{info.code:04X}",
+        "category": info.category,
+        "meaning": info.meaning,
+    }
+    if error_comment:
+        out["error_comment"] = error_comment
+    return out
+
+
+def identifier_for(req: OperationRequest) -> Dataset:
+    if req.dicom_json:
+        ds = identifier_from_dicom_json(req.query)
+        if req.level is not None:
+            ds.QueryRetrieveLevel = req.level
+        elif "QueryRetrieveLevel" not in ds:
+            ds.QueryRetrieveLevel = "STUDY"
+        return ds
+    return build_identifier(req.query, req.level, model=req.model, operation=req.operation)
+
+
+def request_folder(storage: Path, operation: str) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    return storage / operation.lower() / f"{stamp}-{uuid.uuid4().hex[:12]}"
+
+
+def _base(req: OperationRequest, backend: Backend) -> dict[str, Any]:
+    return {
+        "operation": req.operation,
+        "backend": backend.name,
+        "remote_aet": backend.aet,
+        "host": backend.host,
+        "port": backend.port,
+    }
+
+
+async def run_echo(backend: Backend, req: OperationRequest) -> dict[str, Any]:
+    start = time.perf_counter()
+    async with backend.association() as assoc:
+        associated = time.perf_counter()
+        status = await assoc.echo()
+        echoed = time.perf_counter()
+    return {
+        **_base(req, backend),
+        "success": True,
+        "status": status_json(status),
+        "local_aet": backend.local_aet,
+        "round_trip_ms": round((echoed - associated) * 1000, 3),
+        "association_ms": round((associated - start) * 1000, 3),
+    }
+
+
+async def iter_find(
+    backend: Backend, req: OperationRequest, ds: Dataset
+) -> AsyncIterator[dict[str, Any]]:
+    """Each match as DICOM JSON, as it arrives; stops with C-CANCEL after ``req.limit``."""
+    async with backend.association() as assoc:
+        results = assoc.find_raw(ds, model=req.model, priority=req.priority)
+        count = 0
+        try:
+            async for result in results:
+                yield dataset_bytes_to_json(
+                    result.data, implicit_vr=result.transfer_syntax == IMPLICIT_VR_LE
+                )
+                count += 1
+                if req.limit is not None and count >= req.limit:
+                    break
+        finally:
+            await results.aclose()
+
+
+async def run_find(backend: Backend, req: OperationRequest) -> dict[str, Any]:
+    ds = identifier_for(req)
+    matches = [m async for m in iter_find(backend, req, ds)]
+    limited = req.limit is not None and len(matches) >= req.limit
+    return {
+        **_base(req, backend),
+        "success": True,
+        "level": str(ds.QueryRetrieveLevel),
+        "model": req.model,
+        "status": status_json(describe_status(0xFE00 if limited else 0x0000, "C-FIND")),
+        "count": len(matches),
+        "limited": limited,
+        "matches": matches,
+    }
+
+
+def _retrieve_json(final: RetrieveProgress) -> dict[str, Any]:
+    return {
+        "status": status_json(final.status),
+        "completed": final.completed,
+        "failed": final.failed,
+        "warning": final.warning,
+        "remaining": final.remaining or 0,
+        "failed_instances": final.failed_instances,
+    }
+
+
+def _instance_json(inst: ReceivedInstance, storage: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "sop_instance_uid": inst.sop_instance_uid,
+        "sop_class_uid": inst.sop_class_uid,
+        "transfer_syntax": inst.transfer_syntax,
+    }
+    if inst.path is not None:
+        out["path"] = str(inst.path)
+    return out
+
+
+async def run_move(
+    backend: Backend, req: OperationRequest, incoming: IncomingStore | None, storage: Path
+) -> dict[str, Any]:
+    ds = identifier_for(req)
+    destination = req.destination or backend.local_aet
+    ours = incoming is not None and destination == incoming.ae_title
+    message_id = new_message_id()
+    target = None
+    if ours:
+        assert incoming is not None
+        target = incoming.expect(message_id, request_folder(storage, "move"))
+    final: RetrieveProgress | None = None
+    try:
+        async with backend.association() as assoc:
+            async for progress in assoc.move(
+                ds, destination, model=req.model, priority=req.priority, message_id=message_id
+            ):
+                final = progress
+    finally:
+        if incoming is not None:
+            incoming.done(message_id)
+    assert final is not None
+    out = {
+        **_base(req, backend),
+        "success": final.status.category in ("success", "warning") and final.failed == 0,
+        "destination": destination,
+        "level": str(ds.QueryRetrieveLevel),
+        **_retrieve_json(final),
+    }
+    if target is not None:
+        out["folder"] = str(target.folder)
+        out["instances"] = [_instance_json(i, storage) for i in target.instances]
+    return out
+
+
+async def run_get(backend: Backend, req: OperationRequest, storage: Path) -> dict[str, Any]:
+    ds = identifier_for(req)
+    folder = request_folder(storage, "get")
+    received: list[ReceivedInstance] = []
+    final: RetrieveProgress | None = None
+    async with backend.association(for_get=True) as assoc:
+        async for progress in assoc.get(ds, model=req.model, priority=req.priority, folder=folder):
+            received.extend(progress.received)
+            final = progress
+    assert final is not None
+    return {
+        **_base(req, backend),
+        "success": final.status.category in ("success", "warning") and final.failed == 0,
+        "level": str(ds.QueryRetrieveLevel),
+        **_retrieve_json(final),
+        "folder": str(folder),
+        "instances": [_instance_json(i, storage) for i in received],
+    }
+
+
+async def stream_get(
+    backend: Backend, req: OperationRequest, queue: asyncio.Queue[ReceivedInstance | None]
+) -> RetrieveProgress:
+    """C-GET handing each instance to ``queue`` (bounded: a slow HTTP client slows the PACS)."""
+    ds = identifier_for(req)
+    final: RetrieveProgress | None = None
+
+    async def hand_over(inst: ReceivedInstance) -> int:
+        await queue.put(inst)
+        return 0x0000
+
+    try:
+        async with backend.association(for_get=True) as assoc:
+            async for progress in assoc.get(
+                ds, model=req.model, priority=req.priority, on_instance=hand_over
+            ):
+                final = progress
+    finally:
+        await queue.put(None)
+    assert final is not None
+    return final
+
+
+async def run_store(backend: Backend, parts: list[bytes]) -> tuple[int, dict[str, Any]]:
+    """C-STORE each Part 10 body; 'stored' only for instances the PACS confirmed."""
+    parsed = []
+    for i, data in enumerate(parts):
+        try:
+            parsed.append(read_part10(data))
+        except DataFileError as exc:
+            field = "body" if len(parts) == 1 else f"body part {i + 1}"
+            raise RequestError(field, f"not a DICOM Part 10 file: {exc}") from None
+    results: list[dict[str, Any]] = []
+    async with backend.association(datasets=parts) as assoc:
+        for data, part in zip(parts, parsed, strict=True):
+            entry: dict[str, Any] = {
+                "sop_instance_uid": part.sop_instance_uid,
+                "sop_class_uid": part.sop_class_uid,
+            }
+            try:
+                status = await assoc.store(data)
+                entry["stored"] = True
+                entry["status"] = status_json(status)
+            except DimseFailure as exc:
+                entry["stored"] = False
+                entry["status"] = status_json(
+                    describe_status(exc.status, "C-STORE"), exc.error_comment
+                )
+            except DicomError as exc:
+                if assoc.is_open:
+                    entry["stored"] = False
+                    entry["error"] = str(exc)
+                else:
+                    raise
+            results.append(entry)
+    stored = sum(1 for r in results if r["stored"])
+    body = {
+        "operation": "C-STORE",
+        "backend": backend.name,
+        "remote_aet": backend.aet,
+        "host": backend.host,
+        "port": backend.port,
+        "success": stored == len(results),
+        "stored": stored,
+        "failed": len(results) - stored,
+        "instances": results,
+    }
+    return (200 if stored == len(results) else 502), body

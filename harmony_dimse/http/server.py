@@ -1,0 +1,612 @@
+"""The asyncio HTTP/1.1 server: one `asyncio.Protocol` per connection driving the sans-IO parser.
+
+Per connection, requests are parsed one at a time and answered strictly in order: while a handler
+runs, bytes of pipelined requests are only buffered (reading pauses if they pile up), and the next
+request is parsed once the response has been written. The whole body is read before the handler
+runs. Every wait has a deadline (header, body, keep-alive idle, blocked write); a client that closes
+its side, or a connection closed by the server, cancels the running handler and sets
+`Request.disconnected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from harmony_dimse.http.limits import HTTPLimits
+from harmony_dimse.http.parser import (
+    BodyChunk,
+    HTTPParseError,
+    ParserSignal,
+    RequestHead,
+    RequestParser,
+)
+from harmony_dimse.http.response import (
+    LAST_CHUNK,
+    Response,
+    StreamingResponse,
+    encode_chunk,
+    encode_error,
+    encode_head,
+    status_allows_body,
+)
+
+__all__ = ["HTTPServer", "Handler", "Request", "start_http_server"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    """One request, body included, as a handler sees it."""
+
+    method: str
+    target: str
+    path: str
+    """The path of the target, still percent-encoded."""
+    query: str
+    """The query string of the target without the "?", still percent-encoded."""
+    version: str
+    headers: list[tuple[str, str]]
+    """Header names are lower-cased; values are decoded as latin-1, in arrival order."""
+    body: bytes = b""
+    client: tuple[str, int] | None = None
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the connection goes away while the handler runs (the handler is then cancelled)."""
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header `name` (any case), or `default`."""
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+
+Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_INTERNAL_ERROR_BODY = b'{"error":"internal server error"}'
+_COPY_LIMIT = 65536
+"""Bodies up to this size are joined with the head into one write; larger ones are written apart."""
+
+# Connection phases, in the order a request goes through them.
+_FRESH = 0  # connected, nothing received yet: closed silently after header_timeout
+_IDLE = 1  # between keep-alive requests: closed silently after keepalive_timeout
+_HEAD = 2  # part of a request head received: 408 after header_timeout
+_BODY = 3  # head done, reading the body: 408 after body_timeout
+_HANDLING = 4  # handler running or response being written: only write_timeout applies
+_LINGER = 5  # error sent, write side shut, discarding input until EOF or linger_timeout
+_CLOSING = (
+    6  # transport closing once flushed: aborted if the client reads nothing for write_timeout
+)
+_CLOSED = 7
+
+
+class _HTTPConnection(asyncio.Protocol):
+    __slots__ = (
+        "_body_parts",
+        "_client",
+        "_deadline",
+        "_drain_waiter",
+        "_handler",
+        "_head",
+        "_limits",
+        "_loop",
+        "_parser",
+        "_phase",
+        "_pipeline_limit",
+        "_reading_paused",
+        "_request",
+        "_server",
+        "_task",
+        "_timer",
+        "_transport",
+        "_write_paused",
+        "counted",
+    )
+
+    def __init__(self, server: HTTPServer) -> None:
+        self._server = server
+        self._loop = server.loop
+        self._handler = server.handler
+        self._limits = server.limits
+        self._parser = RequestParser(server.limits)
+        self._pipeline_limit = max(
+            65536, server.limits.max_request_line + server.limits.max_header_bytes
+        )
+        self._transport: asyncio.Transport | None = None
+        self._phase = _FRESH
+        self._head: RequestHead | None = None
+        self._body_parts: list[bytes] = []
+        self._request: Request | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: tuple[str, int] | None = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self.counted = False
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport = cast(asyncio.Transport, transport)
+        server = self._server
+        if server.closing:
+            transport.abort()
+            return
+        server.connections.add(self)
+        if server.active >= self._limits.max_connections:
+            self._fail(503, "too many connections")
+            return
+        self.counted = True
+        server.active += 1
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._client = (str(peer[0]), int(peer[1]))
+        self._set_deadline(self._limits.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        phase = self._phase
+        if phase >= _LINGER:
+            return
+        self._parser.feed(data)
+        if phase <= _IDLE:
+            self._phase = _HEAD
+            self._set_deadline(self._limits.header_timeout)
+        if self._task is None:
+            self._process()
+        elif self._parser.buffered > self._pipeline_limit and not self._reading_paused:
+            self._reading_paused = True
+            if self._transport is not None:
+                self._transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        # A client that shuts its write side is treated as gone: returning False closes the
+        # transport, and connection_lost cancels any running handler.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._phase == _CLOSED:
+            return
+        self._phase = _CLOSED
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task = self._task
+        if task is not None and not task.done():
+            if self._request is not None:
+                self._request.disconnected.set()
+            task.cancel()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+        self._drain_waiter = None
+        self._server._forget(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self._phase == _HANDLING:
+            self._set_deadline(self._limits.write_timeout)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._phase == _HANDLING:
+            self._deadline = None
+        elif self._phase == _CLOSING and self._deadline is not None:
+            self._set_deadline(self._limits.write_timeout)
+        waiter = self._drain_waiter
+        self._drain_waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # request assembly
+
+    def _process(self) -> None:
+        """Turn buffered bytes into parser events until a request is complete or data runs out."""
+        parser = self._parser
+        while True:
+            try:
+                event = parser.next_event()
+            except HTTPParseError as exc:
+                self._fail(exc.status, exc.reason)
+                return
+            if event is ParserSignal.NEED_DATA:
+                return
+            if type(event) is BodyChunk:
+                self._body_parts.append(event.data)
+            elif type(event) is RequestHead:
+                self._head = event
+                if event.has_body:
+                    self._phase = _BODY
+                    self._set_deadline(self._limits.body_timeout)
+                    if event.expect_continue and not parser.buffered and self._transport:
+                        self._transport.write(_CONTINUE)
+            else:
+                self._start_handler()
+                return
+
+    def _start_handler(self) -> None:
+        head = self._head
+        assert head is not None
+        parts = self._body_parts
+        if not parts:
+            body = b""
+        elif len(parts) == 1:
+            body = parts[0]
+            self._body_parts = []
+        else:
+            body = b"".join(parts)
+            self._body_parts = []
+        target = head.target
+        if target.startswith("/"):
+            path, _, query = target.partition("?")
+        elif "://" in target:
+            split = urlsplit(target)
+            path, query = split.path or "/", split.query
+        else:
+            path, query = target, ""
+        request = Request(
+            head.method, target, path, query, head.version, head.headers, body, self._client
+        )
+        self._request = request
+        self._phase = _HANDLING
+        self._deadline = None
+        self._task = self._loop.create_task(self._respond(request, head))
+
+    # response writing
+
+    async def _respond(self, request: Request, head: RequestHead) -> None:
+        try:
+            try:
+                response = await self._handler(request)
+                if not isinstance(response, Response | StreamingResponse):
+                    raise TypeError(f"handler returned {type(response).__name__}, not a response")
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                # The handler let out a CancelledError of its own: a failure like any other.
+                logger.exception("HTTP handler failed on %s %s", request.method, request.target)
+                response = Response(500, _INTERNAL_ERROR_BODY, content_type="application/json")
+            except Exception:
+                logger.exception("HTTP handler failed on %s %s", request.method, request.target)
+                response = Response(500, _INTERNAL_ERROR_BODY, content_type="application/json")
+            if self._phase != _HANDLING:
+                return
+            keep_alive = head.keep_alive and not self._server.closing
+            if type(response) is StreamingResponse:
+                keep_alive = await self._write_stream(response, head, keep_alive)
+            else:
+                keep_alive = self._write_fixed(cast(Response, response), head, keep_alive)
+            if self._phase != _HANDLING:
+                return
+            if not keep_alive:
+                self._close()
+                return
+            if self._write_paused:
+                await self._drain()
+        except asyncio.CancelledError:
+            if self._phase == _HANDLING:
+                self._abort()
+            raise
+        except Exception:
+            logger.exception("HTTP connection failed while answering %s", request.target)
+            self._abort()
+            return
+        self._next_request()
+
+    def _write_fixed(self, response: Response, head: RequestHead, keep_alive: bool) -> bool:
+        transport = self._transport
+        assert transport is not None
+        status = response.status
+        body = response.body
+        try:
+            head_bytes, keep_alive = encode_head(
+                status,
+                response.headers,
+                body_length=len(body),
+                keep_alive=keep_alive,
+                http10=head.version == "HTTP/1.0",
+            )
+        except ValueError:
+            logger.exception("HTTP handler returned an unsendable response to %s", head.target)
+            status, body = 500, _INTERNAL_ERROR_BODY
+            head_bytes, keep_alive = encode_head(
+                500,
+                [("Content-Type", "application/json")],
+                body_length=len(body),
+                keep_alive=keep_alive,
+            )
+        if not body or head.method == "HEAD" or not status_allows_body(status):
+            transport.write(head_bytes)
+        elif len(body) <= _COPY_LIMIT:
+            transport.writelines((head_bytes, body))
+        else:
+            transport.write(head_bytes)
+            transport.write(body)
+        return keep_alive
+
+    async def _write_stream(
+        self, response: StreamingResponse, head: RequestHead, keep_alive: bool
+    ) -> bool:
+        transport = self._transport
+        assert transport is not None
+        chunks = response.chunks
+        http10 = head.version == "HTTP/1.0"
+        try:
+            try:
+                head_bytes, keep_alive = encode_head(
+                    response.status,
+                    response.headers,
+                    body_length=None,
+                    keep_alive=keep_alive,
+                    http10=http10,
+                )
+            except ValueError:
+                logger.exception("HTTP handler returned an unsendable response to %s", head.target)
+                error = Response(500, _INTERNAL_ERROR_BODY, content_type="application/json")
+                return self._write_fixed(error, head, keep_alive)
+            transport.write(head_bytes)
+            if head.method == "HEAD" or not status_allows_body(response.status):
+                return keep_alive
+            try:
+                async for data in chunks:
+                    if not data:
+                        continue
+                    if http10:
+                        transport.write(data)
+                    else:
+                        transport.writelines(encode_chunk(data))
+                    if self._write_paused:
+                        await self._drain()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                logger.exception("HTTP streaming response to %s failed midway", head.target)
+                self._abort()
+                return False
+            except Exception:
+                logger.exception("HTTP streaming response to %s failed midway", head.target)
+                self._abort()
+                return False
+            if not http10:
+                transport.write(LAST_CHUNK)
+            return keep_alive
+        finally:
+            await _close_iterator(chunks)
+
+    async def _drain(self) -> None:
+        if self._phase == _CLOSED:
+            raise ConnectionResetError("HTTP client connection closed")
+        waiter = self._drain_waiter
+        if waiter is None:
+            waiter = self._drain_waiter = self._loop.create_future()
+        await waiter
+
+    def _next_request(self) -> None:
+        self._task = None
+        self._request = None
+        self._head = None
+        transport = self._transport
+        if self._phase == _CLOSED or transport is None or transport.is_closing():
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        if self._parser.buffered:
+            self._phase = _HEAD
+            self._set_deadline(self._limits.header_timeout)
+        else:
+            self._phase = _IDLE
+            self._set_deadline(self._limits.keepalive_timeout)
+        self._process()
+
+    # closing
+
+    def _fail(self, status: int, reason: str) -> None:
+        """Answer with an error, shut the write side and discard input for a short while."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self._phase = _LINGER
+        transport.write(encode_error(status, reason))
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._set_deadline(self._limits.linger_timeout)
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        """Close once what was written is flushed, or abort if the client stops reading it."""
+        transport = self._transport
+        if transport is None or self._phase == _CLOSED:
+            return
+        self._phase = _CLOSING
+        transport.close()
+        if transport.get_write_buffer_size():
+            self._set_deadline(self._limits.write_timeout)
+        else:
+            self._deadline = None
+
+    def _abort(self) -> None:
+        self._phase = _CLOSING
+        if self._transport is not None:
+            self._transport.abort()
+
+    def shutdown(self) -> None:
+        """Cancel the running handler and close the connection (the server is closing)."""
+        task = self._task
+        if task is not None and not task.done():
+            if self._request is not None:
+                self._request.disconnected.set()
+            task.cancel()
+        transport = self._transport
+        if transport is None or self._phase == _CLOSED:
+            return
+        if transport.get_write_buffer_size():
+            self._abort()
+        else:
+            self._close()
+
+    # deadlines: one timer per connection, re-armed lazily when it fires before the deadline
+
+    def _set_deadline(self, seconds: float) -> None:
+        when = self._loop.time() + seconds
+        self._deadline = when
+        timer = self._timer
+        if timer is None or timer.when() > when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self._phase == _CLOSED:
+            return
+        if deadline - self._loop.time() > 0.001:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        self._deadline = None
+        phase = self._phase
+        transport = self._transport
+        if transport is None:
+            return
+        if phase in (_HEAD, _BODY):
+            transport.write(encode_error(408, "request timeout"))
+            self._close()
+        elif phase == _HANDLING:
+            logger.warning(
+                "HTTP client did not read its response for %ss", self._limits.write_timeout
+            )
+            if self._task is not None and self._request is not None:
+                self._request.disconnected.set()
+                self._task.cancel()
+            self._abort()
+        elif phase == _CLOSING or transport.get_write_buffer_size():
+            self._abort()
+        else:
+            self._close()
+
+
+async def _close_iterator(chunks: AsyncIterable[bytes]) -> None:
+    aclose: Callable[[], Awaitable[Any]] | None = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            logger.exception("closing a streaming response body failed")
+
+
+class HTTPServer:
+    """A listening HTTP/1.1 server; create it with `start_http_server`."""
+
+    def __init__(
+        self, handler: Handler, limits: HTTPLimits, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.loop = loop
+        self.connections: set[_HTTPConnection] = set()
+        self.active = 0
+        """Connections counted against max_connections (refused ones are not)."""
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._all_gone: asyncio.Future[None] | None = None
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (useful after binding port 0)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def _forget(self, connection: _HTTPConnection) -> None:
+        self.connections.discard(connection)
+        if connection.counted:
+            connection.counted = False
+            self.active -= 1
+        if not self.connections and self._all_gone is not None and not self._all_gone.done():
+            self._all_gone.set_result(None)
+
+    def _make_connection(self) -> _HTTPConnection:
+        return _HTTPConnection(self)
+
+    async def close(self) -> None:
+        """Stop accepting, cancel running handlers, close every connection and wait for it all."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        connections = list(self.connections)
+        tasks = [c._task for c in connections if c._task is not None]
+        for connection in connections:
+            connection.shutdown()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.connections:
+            self._all_gone = self.loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._all_gone), 1.0)
+            except TimeoutError:
+                for connection in list(self.connections):
+                    if connection._transport is not None:
+                        connection._transport.abort()
+                    connection.connection_lost(None)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> HTTPServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def start_http_server(
+    handler: Handler,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    limits: HTTPLimits | None = None,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    backlog: int = 1024,
+) -> HTTPServer:
+    """Listen on host:port (or on the bound `sock`) and answer every request with `handler`."""
+    loop = asyncio.get_running_loop()
+    server = HTTPServer(handler, limits if limits is not None else HTTPLimits(), loop)
+    if sock is not None:
+        server._server = await loop.create_server(
+            server._make_connection, sock=sock, backlog=backlog
+        )
+    elif reuse_port:
+        server._server = await loop.create_server(
+            server._make_connection, host, port or 0, backlog=backlog, reuse_port=True
+        )
+    else:
+        server._server = await loop.create_server(
+            server._make_connection, host, port or 0, backlog=backlog
+        )
+    return server

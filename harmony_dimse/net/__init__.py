@@ -1,0 +1,1 @@
+"""The asyncio shell: transports driving ul.Connection, the SCU Association, the SCP server."""
