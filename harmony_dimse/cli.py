@@ -19,9 +19,9 @@ from .net.errors import DicomError
 EXIT_DICOM_ERROR = 1
 
 
-def _common(p: argparse.ArgumentParser, *, default_port: int = 104) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("host", help="peer host name or address")
-    p.add_argument("port", type=int, nargs="?", default=default_port, help="peer port")
+    p.add_argument("port", type=int, help="peer port")
     p.add_argument("-aet", "--calling-aet", default="HARMONY_SCU", help="our AE title")
     p.add_argument("-aec", "--called-aet", default="ANY-SCP", help="the peer's AE title")
     p.add_argument("--max-pdu", type=int, default=4 * 1024 * 1024, help="max PDU we accept")

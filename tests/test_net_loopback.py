@@ -199,3 +199,38 @@ async def test_concurrent_associations(tmp_path: Path) -> None:
     async with server:
         await asyncio.gather(*(one(i) for i in range(8)))
     assert len(list(tmp_path.glob("*.dcm"))) == 8
+
+
+async def test_network_idle_timeout_on_the_scu_names_the_timer() -> None:
+    gate = asyncio.Event()
+
+    async def silent(inst: object, assoc: object) -> int:
+        await gate.wait()
+        return 0
+
+    ds = make_instance(20, 1, 1, 1)
+    server = await serve("127.0.0.1", 0, ae_title="SCP", handlers=SCPHandlers(store=silent))
+    async with server:
+        assoc = await associate(
+            "127.0.0.1",
+            server.port,
+            called_aet="SCP",
+            datasets=[ds],
+            dimse_timeout=10,
+            network_timeout=0.3,
+        )
+        with pytest.raises(DicomTimeout) as err:
+            await assoc.store(ds)
+        assert err.value.timer == "network"
+        assert not assoc.is_open
+        gate.set()
+
+
+async def test_scp_drops_idle_associations() -> None:
+    server = await serve("127.0.0.1", 0, ae_title="SCP", network_timeout=0.2)
+    async with server:
+        assoc = await associate("127.0.0.1", server.port, called_aet="SCP")
+        await asyncio.wait_for(assoc.link.closed, 5)
+        assert not assoc.is_open
+        with pytest.raises(AssociationAborted):
+            await assoc.echo()

@@ -23,6 +23,7 @@ from .errors import AssociationAborted, DicomTimeout
 
 log = logging.getLogger("harmony_dimse.net")
 
+_JOIN_LIMIT = 16384
 MessageHandler = Callable[[ReceivedMessage], None]
 EventHandler = Callable[[Any], None]
 
@@ -150,7 +151,9 @@ class DimseLink(asyncio.Protocol):
     # -------------------------------------------------------------- driving the connection
 
     def _process(self, events: list[Any]) -> None:
-        self.flush()
+        if not events:
+            self.flush()
+            return
         for ev in events:
             if type(ev) is DataReceived:
                 try:
@@ -180,7 +183,12 @@ class DimseLink(asyncio.Protocol):
         transport = self.transport
         if transport is not None:
             if chunks:
-                transport.writelines(chunks)
+                if len(chunks) == 1:
+                    transport.write(chunks[0])
+                elif sum(map(len, chunks)) <= _JOIN_LIMIT:
+                    transport.write(b"".join(chunks))  # one small write beats writelines
+                else:
+                    transport.writelines(chunks)
             if self.conn.wants_close and not transport.is_closing():
                 transport.close()
         if self.conn.artim_deadline != self._artim_at:
