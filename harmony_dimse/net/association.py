@@ -201,6 +201,15 @@ class Association:
     def link(self) -> DimseLink:
         return self._link
 
+    @property
+    def busy(self) -> bool:
+        """An operation is waiting for responses (the association is mid-exchange)."""
+        return bool(self._pending)
+
+    @property
+    def messages_sent(self) -> int:
+        return self._link.messages_sent
+
     def _on_message(self, msg: ReceivedMessage) -> None:
         cmd = msg.command
         responded_to = getattr(cmd, "message_id_being_responded_to", None)

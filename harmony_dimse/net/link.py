@@ -100,6 +100,7 @@ class DimseLink(asyncio.Protocol):
         self.peer: tuple[str, int] | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
         self.failure: BaseException | None = None
+        self.messages_sent = 0
         self._artim_handle: asyncio.TimerHandle | None = None
         self._artim_at: float | None = None
         self._paused = False
@@ -246,6 +247,7 @@ class DimseLink(asyncio.Protocol):
                 self.conn.send_pdata(pdata.pdvs)
         except ValueError as exc:  # StateError: the association is gone
             raise self.gone_error() from exc
+        self.messages_sent += 1
         self.flush()
 
     async def drain(self) -> None:
