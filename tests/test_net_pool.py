@@ -1,4 +1,4 @@
-"""The association pool: reuse, limits, waiting with a deadline, idle release, broken associations."""
+"""The association pool: reuse, limits, wait deadline, idle release, broken associations."""
 
 from __future__ import annotations
 
