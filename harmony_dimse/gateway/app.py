@@ -13,16 +13,18 @@ from typing import Any
 import msgspec
 
 from ..data.query import QueryError
+from ..http.limits import HTTPLimits
 from ..http.response import Response, StreamingResponse
 from ..http.server import HTTPServer, Request, start_http_server
 from ..net.association import ReceivedInstance
+from ..net.errors import DimseFailure
 from ..version import __version__
 from .backend import Backend
 from .config import GatewayConfig
 from .errors import RequestError, error_response
 from .incoming import IncomingStore
 from .multipart import closing, content_type_params, new_boundary, part_header, split_multipart
-from .operations import run_echo, run_find, run_get, run_move, run_store, stream_get
+from .operations import move_hint, run_echo, run_find, run_get, run_move, run_store, stream_get
 from .request import OperationRequest, normalize_operation, parse_json_body, parse_operation
 
 log = logging.getLogger("harmony_dimse.gateway")
@@ -44,8 +46,9 @@ class Route:
 class Gateway:
     """All pipelines of one configuration, their backends and the built-in storage SCPs."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, *, limits: HTTPLimits | None = None) -> None:
         self.config = config
+        self.limits = limits
         self.storage = config.storage.path
         self.backends = {name: Backend(b) for name, b in config.backends.items()}
         self.routes: list[Route] = []
@@ -62,7 +65,22 @@ class Gateway:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, *, reuse_port: bool = False) -> None:
+        """Listen for C-MOVE results and for HTTP; on failure nothing is left listening."""
         self.storage.mkdir(parents=True, exist_ok=True)
+        try:
+            await self._start_listeners(reuse_port)
+        except BaseException:
+            await self.close()
+            raise
+        log.info(
+            "harmony-dimse %s: HTTP on %s:%d; routes: %s",
+            __version__,
+            self.config.http.bind_address,
+            self.port,
+            ", ".join(f"{r.prefix} -> {r.backend.name}" for r in self.routes),
+        )
+
+    async def _start_listeners(self, reuse_port: bool) -> None:
         for name, backend in self.backends.items():
             c = backend.config
             key = (c.incoming_store_host, c.incoming_store_port)
@@ -86,20 +104,21 @@ class Gateway:
                 )
             self.incoming[name] = store
         h = self.config.http
-        self.http = await start_http_server(
-            self.handle, h.bind_address, h.bind_port, reuse_port=reuse_port
-        )
-        log.info(
-            "harmony-dimse %s: HTTP on %s:%d; routes: %s",
-            __version__,
-            h.bind_address,
-            self.http.port,
-            ", ".join(f"{r.prefix} -> {r.backend.name}" for r in self.routes),
-        )
+        try:
+            self.http = await start_http_server(
+                self.handle, h.bind_address, h.bind_port, limits=self.limits, reuse_port=reuse_port
+            )
+        except OSError as exc:
+            raise OSError(
+                f"[network.{h.network}.http]: cannot listen for HTTP on"
+                f" {h.bind_address}:{h.bind_port} (bind_address, bind_port): {exc.strerror or exc}"
+            ) from None
 
     async def close(self) -> None:
         if self.http is not None:
             await self.http.close()
+        for backend in self.backends.values():
+            await backend.close()
         for store in self._scps.values():
             await store.close()
 
@@ -167,7 +186,15 @@ class Gateway:
                 )
         media, params = content_type_params(request.header("content-type") or "")
         backend = route.backend
-        if operation == "C-STORE" or media in ("application/dicom", "multipart/related"):
+        dicom_body = media in ("application/dicom", "multipart/related")
+        if dicom_body and operation not in (None, "C-STORE"):
+            raise RequestError(
+                "Content-Type",
+                f"{route.prefix}/{sub} takes a JSON body; {media} bodies are for C-STORE"
+                f" ({route.prefix} or {route.prefix}/store)",
+                415,
+            )
+        if operation == "C-STORE" or dicom_body:
             return await self._store(request, backend, media, params)
         if (
             media
@@ -201,7 +228,20 @@ class Gateway:
         if req.operation == "C-FIND":
             return json_response(200, await run_find(backend, req))
         if req.operation == "C-MOVE":
-            body = await run_move(backend, req, self.incoming.get(backend.name), self.storage)
+            destination = req.destination or backend.local_aet
+            if backend.config.dimse_retrieve_mode == "get" and destination == backend.local_aet:
+                # retrieving into the gateway itself: C-GET needs no route back from the PACS
+                body = await run_get(backend, req, self.storage)
+                body.update(operation="C-MOVE", destination=destination, retrieved_with="C-GET")
+                return json_response(200 if body["success"] else 502, body)
+            try:
+                incoming = self.incoming.get(backend.name)
+                body = await run_move(backend, req, incoming, self.storage)
+            except DimseFailure as exc:
+                status, failure = error_response(exc, backend)
+                failure["destination"] = destination
+                failure["hint"] = move_hint(backend, destination)
+                return json_response(status, failure)
             return json_response(200 if body["success"] else 502, body)
         if req.operation == "C-GET":
             accept = request.header("accept") or ""
@@ -243,7 +283,11 @@ class Gateway:
         queue: asyncio.Queue[ReceivedInstance | None] = asyncio.Queue(maxsize=4)
         boundary = new_boundary()
         task = asyncio.ensure_future(stream_get(backend, req, queue))
-        first = await queue.get()
+        try:
+            first = await queue.get()
+        except BaseException:
+            task.cancel()
+            raise
         if first is None:
             await task  # raises the failure, if any, while a proper status can still be sent
 

@@ -1,4 +1,4 @@
-"""A configured DICOM backend: how the gateway opens associations to one PACS."""
+"""A configured DICOM backend: pooled associations to one PACS, with the backend's settings."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import Any
 
 from ..net.association import Association, connect
 from ..net.contexts import COMMON_STORAGE_SOP_CLASSES
+from ..net.pool import AssociationPool
 from .config import DicomBackend
 
 
 class Backend:
-    """Opens associations to one PACS with the backend's AE titles, PDU size and timeouts."""
+    """Associations to one PACS: echo/find/move share one pool, C-GET has its own (its
+    associations also carry SCP-role storage contexts), C-STORE opens one per request with
+    contexts for the instances it sends."""
 
     def __init__(self, config: DicomBackend) -> None:
         self.config = config
@@ -22,6 +25,8 @@ class Backend:
         self.host = config.host
         self.port = config.port
         self.local_aet = config.local_aet
+        self.pool = self._pool()
+        self._get_pool: AssociationPool | None = None
 
     def _kwargs(self) -> dict[str, Any]:
         c = self.config
@@ -35,13 +40,41 @@ class Backend:
             "network_timeout": c.network_timeout,
         }
 
+    def _pool(self, **extra: Any) -> AssociationPool:
+        c = self.config
+        return AssociationPool(
+            c.host,
+            c.port,
+            size=c.pool_size,
+            idle_timeout=c.pool_idle_timeout,
+            max_operations=c.pool_max_operations,
+            wait_timeout=c.pool_wait_timeout,
+            **self._kwargs(),
+            **extra,
+        )
+
     @asynccontextmanager
     async def association(
         self, *, datasets: Sequence[bytes | Path] = (), for_get: bool = False
     ) -> AsyncIterator[Association]:
-        """A fresh association, released on exit (aborted on error)."""
-        kwargs = self._kwargs()
+        """An association for one request: pooled, or for C-STORE a fresh one."""
+        if datasets:
+            async with connect(
+                self.host, self.port, datasets=list(datasets), **self._kwargs()
+            ) as assoc:
+                yield assoc
+            return
         if for_get:
-            kwargs["get_storage_classes"] = COMMON_STORAGE_SOP_CLASSES
-        async with connect(self.host, self.port, datasets=list(datasets), **kwargs) as assoc:
+            if self._get_pool is None:
+                self._get_pool = self._pool(get_storage_classes=COMMON_STORAGE_SOP_CLASSES)
+            pool = self._get_pool
+        else:
+            pool = self.pool
+        async with pool.acquire() as assoc:
             yield assoc
+
+    async def close(self) -> None:
+        """Release the pooled associations (A-RELEASE)."""
+        await self.pool.close()
+        if self._get_pool is not None:
+            await self._get_pool.close()

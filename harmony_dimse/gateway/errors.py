@@ -5,14 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from ..data.query import QueryError
+from ..dimse.status import StatusInfo, describe_status
 from ..net.errors import (
     AssociationAborted,
     AssociationRejected,
+    DicomError,
     DicomTimeout,
     DimseFailure,
     NegotiationError,
     PeerUnreachable,
 )
+from ..net.pool import PoolTimeout
+from ..ul.pdu import (
+    ABORT_REASONS,
+    ABORT_SOURCES,
+    REJECT_REASONS,
+    REJECT_RESULTS,
+    REJECT_SOURCES,
+    AbortSource,
+)
+
+RETRIEVE_FAILURE_HINTS = {
+    "C-MOVE": "the PACS must know the destination AE title and its address (Orthanc:"
+    " DicomModalities), and the query must match instances it holds",
+    "C-GET": "the query must match instances the PACS holds, and their SOP classes must be"
+    " among those the gateway offers for C-GET",
+}
 
 
 class RequestError(Exception):
@@ -33,6 +51,19 @@ class PoolExhausted(Exception):
             f"no free association to backend '{backend}' within {waited:g} s (pool_wait_timeout);"
             " the PACS is busy or pool_size is too small"
         )
+
+
+def status_json(info: StatusInfo, error_comment: str | None = None) -> dict[str, Any]:
+    """A DIMSE status as JSON: code, hex, category, meaning, and the Error Comment when sent."""
+    out: dict[str, Any] = {
+        "code": info.code,
+        "hex": f"0x{info.code:04X}",
+        "category": info.category,
+        "meaning": info.meaning,
+    }
+    if error_comment:
+        out["error_comment"] = error_comment
+    return out
 
 
 def error_response(exc: BaseException, backend: Any = None) -> tuple[int, dict[str, Any]]:
@@ -58,8 +89,9 @@ def error_response(exc: BaseException, backend: Any = None) -> tuple[int, dict[s
             "error": "invalid query",
             "field": exc.field,
             "reason": exc.reason,
-            "message": str(exc),
-            "hint": "Invalid Query: use DICOM keywords or gggg,eeee tags with values of their VR",
+            "message": f"{exc}; {exc.hint}" if exc.hint else str(exc),
+            "hint": exc.hint
+            or "Invalid Query: use DICOM keywords or gggg,eeee tags with values of their VR",
         }
     if isinstance(exc, PeerUnreachable):
         return 502, {
@@ -74,8 +106,11 @@ def error_response(exc: BaseException, backend: Any = None) -> tuple[int, dict[s
             "error": "association rejected",
             "message": str(exc),
             "result": exc.result,
+            "result_text": REJECT_RESULTS.get(exc.result, "unknown result"),
             "source": exc.source,
+            "source_text": REJECT_SOURCES.get(exc.source, "unknown source"),
             "reason": exc.reason,
+            "reason_text": REJECT_REASONS.get((exc.source, exc.reason), "unknown reason"),
             **where,
             "hint": "Association Rejected: verify the AE titles match (the backend's aet must be"
             " the PACS's AE title, and the PACS must know local_aet)",
@@ -85,7 +120,13 @@ def error_response(exc: BaseException, backend: Any = None) -> tuple[int, dict[s
             "error": "association aborted",
             "message": str(exc),
             "source": exc.source,
+            "source_text": ABORT_SOURCES.get(exc.source, "unknown source"),
             "reason": exc.reason,
+            **(
+                {"reason_text": ABORT_REASONS.get(exc.reason, "unknown reason")}
+                if exc.source == AbortSource.SERVICE_PROVIDER
+                else {}
+            ),
             **where,
         }
     if isinstance(exc, DicomTimeout):
@@ -96,25 +137,25 @@ def error_response(exc: BaseException, backend: Any = None) -> tuple[int, dict[s
             "message": str(exc),
             **where,
             "hint": "Timeout Errors: check network connectivity, firewall settings and the"
-            " PACS load; timeouts are set per backend",
+            f" PACS load; raise {exc.timer}_timeout in the backend options if the PACS is slow",
         }
     if isinstance(exc, DimseFailure):
-        return 502, {
+        body = {
             "error": "DIMSE failure",
             "message": str(exc),
             "operation": exc.operation,
-            "status": {
-                "code": exc.status,
-                "hex": f"0x{exc.status:04X}",
-                "category": exc.category,
-                "meaning": exc.meaning,
-                "error_comment": exc.error_comment,
-            },
-            "failed_instances": exc.failed_instances,
+            "status": status_json(describe_status(exc.status, exc.operation), exc.error_comment),
             **where,
         }
+        if exc.failed_instances:
+            body["failed_instances"] = exc.failed_instances
+        if exc.operation in RETRIEVE_FAILURE_HINTS:
+            body["hint"] = RETRIEVE_FAILURE_HINTS[exc.operation]
+        return 502, body
     if isinstance(exc, NegotiationError):
         return 502, {"error": "presentation context not accepted", "message": str(exc), **where}
-    if isinstance(exc, PoolExhausted):
+    if isinstance(exc, PoolTimeout | PoolExhausted):
         return 503, {"error": "backend busy", "message": str(exc), **where}
+    if isinstance(exc, DicomError):  # e.g. the PACS broke the protocol
+        return 502, {"error": "DICOM error", "message": str(exc), **where}
     return 500, {"error": "internal error", "message": f"{type(exc).__name__}: {exc}"}

@@ -18,6 +18,7 @@ class MoveTarget:
 
     message_id: int
     folder: Path
+    calling_aet: str | None = None  # our AE title on the C-MOVE association
     files: list[Path] = field(default_factory=list)
     instances: list[ReceivedInstance] = field(default_factory=list)
 
@@ -25,9 +26,11 @@ class MoveTarget:
 class IncomingStore:
     """Routes each incoming C-STORE to the C-MOVE that caused it.
 
-    The PACS names the C-MOVE in Move Originator Message ID; message IDs are unique in this
-    process, so concurrent C-MOVEs never mix their files. A C-STORE without that field goes to
-    the only running C-MOVE, or to ``unsolicited/`` when none or several are running.
+    The PACS names the C-MOVE in Move Originator Message ID (and AE title); message IDs are
+    unique in this process, so concurrent C-MOVEs never mix their files. A C-STORE naming a
+    C-MOVE that is not ours (another SCU's, or one that has ended) goes to ``unsolicited/``; one
+    without that field goes to the only running C-MOVE, or to ``unsolicited/`` when none or
+    several are running.
     """
 
     def __init__(self, ae_title: str, storage: Path) -> None:
@@ -49,20 +52,28 @@ class IncomingStore:
         if self.server is not None:
             await self.server.close()
 
-    def expect(self, message_id: int, folder: Path) -> MoveTarget:
-        target = MoveTarget(message_id, folder)
+    def expect(self, message_id: int, folder: Path, calling_aet: str | None = None) -> MoveTarget:
+        target = MoveTarget(message_id, folder, calling_aet)
         self.targets[message_id] = target
         return target
 
     def done(self, message_id: int) -> None:
         self.targets.pop(message_id, None)
 
+    def _target_for(self, inst: ReceivedInstance) -> MoveTarget | None:
+        message_id = inst.move_originator_message_id
+        if message_id is None:
+            return next(iter(self.targets.values())) if len(self.targets) == 1 else None
+        target = self.targets.get(message_id)
+        if target is None:
+            return None
+        originator = inst.move_originator_aet
+        if originator and target.calling_aet and originator.strip() != target.calling_aet:
+            return None
+        return target
+
     async def _on_store(self, inst: ReceivedInstance, assoc: SCPAssociation) -> int:
-        target = None
-        if inst.move_originator_message_id is not None:
-            target = self.targets.get(inst.move_originator_message_id)
-        if target is None and len(self.targets) == 1:
-            target = next(iter(self.targets.values()))
+        target = self._target_for(inst)
         folder = target.folder if target is not None else self.storage / "unsolicited"
         folder.mkdir(parents=True, exist_ok=True)
         path = await write_instance(folder, inst)

@@ -20,31 +20,53 @@ def content_type_params(value: str) -> tuple[str, dict[str, str]]:
 
 
 def split_multipart(body: bytes, boundary: str) -> list[tuple[dict[str, str], bytes]]:
-    """The parts of a multipart body as (headers, content)."""
+    """The parts of a multipart body (RFC 2046) as (headers with lower-case names, content).
+
+    The preamble and epilogue are ignored, a part may have no headers, and the body must end
+    with the close delimiter (a truncated upload is refused rather than half stored).
+    """
     if not boundary:
         raise RequestError("Content-Type", "multipart body without a boundary parameter")
-    delimiter = b"--" + boundary.encode("latin-1")
-    pieces = body.split(delimiter)
-    if len(pieces) < 3:
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    chunks = (b"\r\n" + body).split(delimiter)  # the first delimiter may open the body
+    pieces: list[bytes] = []
+    for chunk in chunks[1:]:
+        if pieces and not _after_delimiter(chunk):
+            pieces[-1] += delimiter + chunk  # the boundary text inside content, not a delimiter
+        else:
+            pieces.append(chunk)
+    if not pieces or pieces[0].startswith(b"--"):
         raise RequestError("body", f"no multipart part delimited by boundary {boundary!r}")
-    parts = []
-    for piece in pieces[1:]:
+    parts: list[tuple[dict[str, str], bytes]] = []
+    for piece in pieces:
         if piece.startswith(b"--"):
-            break  # close delimiter
+            return parts  # close delimiter; what follows is the epilogue
+        piece = piece[piece.index(b"\r\n") + 2 :]
         if piece.startswith(b"\r\n"):
-            piece = piece[2:]
-        head, sep, content = piece.partition(b"\r\n\r\n")
-        if not sep:
-            raise RequestError("body", "a multipart part has no blank line after its headers")
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
+            head, content = b"", piece[2:]
+        else:
+            head, sep, content = piece.partition(b"\r\n\r\n")
+            if not sep:
+                raise RequestError(
+                    "body", f"multipart part {len(parts) + 1} has no blank line after its headers"
+                )
         headers = {}
         for line in head.split(b"\r\n"):
             if line:
                 name, _, value = line.decode("latin-1").partition(":")
                 headers[name.strip().lower()] = value.strip()
         parts.append((headers, content))
-    return parts
+    raise RequestError(
+        "body", f"multipart body ends without the close delimiter --{boundary}-- (truncated?)"
+    )
+
+
+def _after_delimiter(chunk: bytes) -> bool:
+    """Whether ``chunk`` follows a real delimiter: "--" (close) or optional blanks then CRLF."""
+    if chunk.startswith(b"--"):
+        return True
+    line_end = chunk.find(b"\r\n")
+    return line_end >= 0 and not chunk[:line_end].strip(b" \t")
 
 
 def new_boundary() -> str:

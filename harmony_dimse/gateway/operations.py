@@ -14,39 +14,22 @@ from pydicom import Dataset
 
 from ..data.dicomjson import dataset_bytes_to_json
 from ..data.files import DataFileError, read_part10
-from ..data.query import build_identifier, identifier_from_dicom_json
-from ..dimse.status import StatusInfo, describe_status
+from ..data.query import build_identifier
+from ..dimse.status import describe_status
 from ..net.association import ReceivedInstance, RetrieveProgress, new_message_id
 from ..net.contexts import IMPLICIT_VR_LE
 from ..net.errors import DicomError, DimseFailure
 from .backend import Backend
-from .errors import RequestError
+from .errors import RequestError, status_json
 from .incoming import IncomingStore
 from .request import OperationRequest
 
 log = logging.getLogger("harmony_dimse.gateway")
 
 
-def status_json(info: StatusInfo, error_comment: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "code": info.code,
-        "hex": f"0x{info.code:04X}",
-        "category": info.category,
-        "meaning": info.meaning,
-    }
-    if error_comment:
-        out["error_comment"] = error_comment
-    return out
-
-
 def identifier_for(req: OperationRequest) -> Dataset:
-    if req.dicom_json:
-        ds = identifier_from_dicom_json(req.query)
-        if req.level is not None:
-            ds.QueryRetrieveLevel = req.level
-        elif "QueryRetrieveLevel" not in ds:
-            ds.QueryRetrieveLevel = "STUDY"
-        return ds
+    """The checked identifier: keywords, tags and DICOM JSON attribute objects all go through
+    build_identifier, so Harmony's DICOM JSON form gets the same level derivation and checks."""
     return build_identifier(req.query, req.level, model=req.model, operation=req.operation)
 
 
@@ -148,7 +131,9 @@ async def run_move(
     target = None
     if ours:
         assert incoming is not None
-        target = incoming.expect(message_id, request_folder(storage, "move"))
+        target = incoming.expect(
+            message_id, request_folder(storage, "move"), calling_aet=backend.local_aet
+        )
     final: RetrieveProgress | None = None
     try:
         async with backend.association() as assoc:
@@ -168,9 +153,24 @@ async def run_move(
         **_retrieve_json(final),
     }
     if target is not None:
-        out["folder"] = str(target.folder)
+        if target.instances:
+            out["folder"] = str(target.folder)
         out["instances"] = [_instance_json(i, storage) for i in target.instances]
+        if final.failed and not target.instances:
+            out["hint"] = move_hint(backend, destination)
     return out
+
+
+def move_hint(backend: Backend, destination: str) -> str:
+    """What to check when a C-MOVE delivered nothing."""
+    if destination == backend.local_aet:
+        where = f"at this gateway's address, port {backend.config.incoming_store_port}"
+    else:
+        where = "with its host and port"
+    return (
+        f"the PACS could not send to {destination}: it must know {destination} {where}"
+        " (Orthanc: DicomModalities), and the query must match instances it holds"
+    )
 
 
 async def run_get(backend: Backend, req: OperationRequest, storage: Path) -> dict[str, Any]:
@@ -210,8 +210,12 @@ async def stream_get(
                 ds, model=req.model, priority=req.priority, on_instance=hand_over
             ):
                 final = progress
-    finally:
+    except asyncio.CancelledError:
+        raise  # the consumer is gone: nobody would take the end marker
+    except BaseException:
         await queue.put(None)
+        raise
+    await queue.put(None)
     assert final is not None
     return final
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from pydicom.datadict import keyword_dict
 
 from .errors import RequestError
 
@@ -68,8 +70,15 @@ def parse_operation(obj: dict[str, Any], *, operation: str | None = None) -> Ope
         # Harmony's form: the whole body is a DICOM JSON identifier
         return OperationRequest(operation, query=obj, dicom_json=True)
     if unknown:
+        name = unknown[0]
+        if _is_dicom_key(name):
+            raise RequestError(
+                name,
+                "a DICOM attribute at the top level of the request; put it in"
+                ' "query" (keywords) or "identifier" (DICOM JSON)',
+            )
         raise RequestError(
-            unknown[0], f"unknown field; allowed fields are {', '.join(sorted(KNOWN_FIELDS))}"
+            name, f"unknown field; allowed fields are {', '.join(sorted(KNOWN_FIELDS))}"
         )
     if operation is None:
         if "operation" not in obj:
@@ -91,7 +100,8 @@ def parse_operation(obj: dict[str, Any], *, operation: str | None = None) -> Ope
         if up not in ("PATIENT", "STUDY", "SERIES", "IMAGE"):
             raise RequestError("level", f"{level!r} is not PATIENT, STUDY, SERIES or IMAGE")
         req.level = up
-    model = obj.get("model", "STUDY")
+    # PATIENT level exists only in the Patient Root model, so asking for it picks that model
+    model = obj.get("model", "PATIENT" if req.level == "PATIENT" else "STUDY")
     if not isinstance(model, str) or model.strip().upper() not in ("STUDY", "PATIENT"):
         raise RequestError("model", f"{model!r} is not STUDY or PATIENT (the query/retrieve root)")
     req.model = model.strip().upper()
@@ -128,10 +138,17 @@ def parse_operation(obj: dict[str, Any], *, operation: str | None = None) -> Ope
             raise RequestError("limit", f"must be a positive integer, got {limit!r}")
         req.limit = limit
     priority = obj.get("priority", 0)
-    if priority not in (0, 1, 2) or isinstance(priority, bool):
+    if not isinstance(priority, int) or isinstance(priority, bool) or priority not in (0, 1, 2):
         raise RequestError("priority", "must be 0 (medium), 1 (high) or 2 (low)")
     req.priority = priority
     return req
+
+
+def _is_dicom_key(name: str) -> bool:
+    """Whether a JSON field name is a DICOM keyword or an 8-hex-digit tag."""
+    return bool(name) and (
+        name in keyword_dict or re.fullmatch(r"[0-9A-Fa-f]{8}", name) is not None
+    )
 
 
 def _kind(value: object) -> str:

@@ -275,6 +275,10 @@ class Association:
         if not self.is_open:
             raise self._link.gone_error()
 
+    def _syntax(self, msg: ReceivedMessage) -> str:
+        ctx = self.contexts.get(msg.context_id)
+        return ctx.transfer_syntax if ctx is not None else IMPLICIT_VR_LE
+
     def context_for(self, sop_class: str, transfer_syntax: str | None = None) -> AcceptedContext:
         """The accepted context for a SOP class (and transfer syntax, when it matters)."""
         fallback = None
@@ -339,7 +343,7 @@ class Association:
                 info.category,
                 info.meaning,
                 getattr(cmd, "error_comment", None),
-                _failed_uids(msg),
+                _failed_uids(msg, self._syntax(msg)),
             )
         return info
 
@@ -471,7 +475,7 @@ class Association:
             try:
                 while True:
                     msg = await self._response(channel, "C-MOVE")
-                    progress = _progress("C-MOVE", msg)
+                    progress = _progress("C-MOVE", msg, self._syntax(msg))
                     if progress.final:
                         finished = True
                         self._raise_retrieve_failure("C-MOVE", msg, progress)
@@ -542,7 +546,7 @@ class Association:
                     if isinstance(msg.command, c.CStoreRQ):
                         received.append(await self._receive_instance(msg, target, on_instance))
                         continue
-                    progress = _progress("C-GET", msg)
+                    progress = _progress("C-GET", msg, self._syntax(msg))
                     progress.received, received = received, []
                     if progress.final:
                         finished = True
@@ -828,23 +832,19 @@ def _instance_payload(
     return part.sop_class_uid, part.sop_instance_uid, part.transfer_syntax, part.dataset
 
 
-def _failed_uids(msg: ReceivedMessage) -> list[str]:
+def _failed_uids(msg: ReceivedMessage, transfer_syntax: str) -> list[str]:
+    """The Failed SOP Instance UID List of a final response, read in the context's syntax."""
     if not msg.dataset:
         return []
     try:
-        ctx_ts = IMPLICIT_VR_LE
-        ds = decode_dataset(msg.dataset, ctx_ts)
-        value = ds.get("FailedSOPInstanceUIDList")
-    except Exception:
+        value = decode_dataset(msg.dataset, transfer_syntax).get("FailedSOPInstanceUIDList")
+    except Exception:  # a malformed list must not hide the status itself
         return []
-    if value is None:
+    if value is None or value == "":
         return []
-    return (
-        [str(v) for v in value]
-        if isinstance(value, list | tuple)
-        or (hasattr(value, "__iter__") and not isinstance(value, str))
-        else [str(value)]
-    )
+    if isinstance(value, str):
+        return [str(value)]  # a pydicom UID: make it a plain str
+    return [str(v) for v in value]
 
 
 def _response_of(msg: ReceivedMessage) -> c.DimseResponse:
@@ -852,7 +852,7 @@ def _response_of(msg: ReceivedMessage) -> c.DimseResponse:
     return cast(c.DimseResponse, msg.command)
 
 
-def _progress(operation: str, msg: ReceivedMessage) -> RetrieveProgress:
+def _progress(operation: str, msg: ReceivedMessage, transfer_syntax: str) -> RetrieveProgress:
     cmd = cast(c.CMoveRSP | c.CGetRSP, msg.command)
     info = describe_status(cmd.status, operation)
     final = info.category != "pending"
@@ -863,7 +863,7 @@ def _progress(operation: str, msg: ReceivedMessage) -> RetrieveProgress:
         failed=cmd.failed or 0,
         warning=cmd.warning or 0,
         final=final,
-        failed_instances=_failed_uids(msg) if final else [],
+        failed_instances=_failed_uids(msg, transfer_syntax) if final else [],
     )
 
 

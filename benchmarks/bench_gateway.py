@@ -1,0 +1,509 @@
+"""The gateway against Orthanc's own REST-to-DIMSE API: same PACS, same load generator, same run.
+
+    .venv/bin/python -m benchmarks.bench_gateway [--quick] [--json F] [--markdown F] [--svg F]
+
+Starts Orthanc (TCP_NODELAY=1, DicomThreadsCount raised) loaded with a synthetic corpus, a DCMTK
+``storescp --ignore`` as the C-MOVE/C-STORE destination, and our gateway (a separate process,
+pooled associations to Orthanc). Each operation runs at concurrency 1 and 16 through the same
+keep-alive HTTP client against both. For reference it also measures the raw DIMSE rate of DCMTK
+tools on one association against the same Orthanc (the ceiling the PACS allows) and the latency
+our gateway adds over a raw DIMSE round trip on a pooled association. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_dimse import run_async, run_dcmtk
+from benchmarks.loadgen import LoadResult, Step, run_load
+from harmony_dimse.gateway.multipart import closing, new_boundary, part_header
+from harmony_dimse.net.association import connect
+from tests.corpus import make_instance, write_corpus
+from tests.peers import OrthancPeer, StoreSCP, free_port, storescu
+
+LOCAL = "127.0.0.1"
+JSON = {"Content-Type": "application/json"}
+
+
+def gateway_config(
+    tmp: Path,
+    http_port: int,
+    orthanc: OrthancPeer,
+    store_port: int,
+    incoming_port: int,
+    pool_size: int,
+) -> Path:
+    (tmp / "pipelines").mkdir(parents=True, exist_ok=True)
+    (tmp / "config.toml").write_text(f"""
+[proxy]
+id = "bench"
+log_level = "warn"
+pipelines_path = "pipelines"
+
+[network.http_net.http]
+bind_address = "127.0.0.1"
+bind_port = {http_port}
+
+[logging]
+log_to_file = false
+
+[storage]
+backend = "filesystem"
+
+[storage.options]
+path = "./storage"
+""")
+    (tmp / "pipelines" / "bench.toml").write_text(f"""
+[pipelines.orthanc]
+description = "gateway to Orthanc"
+networks = ["http_net"]
+endpoints = ["dicom"]
+backends = ["orthanc"]
+
+[pipelines.store]
+description = "gateway to a storage SCP"
+networks = ["http_net"]
+endpoints = ["store"]
+backends = ["storescp"]
+
+[endpoints.dicom]
+service = "http"
+[endpoints.dicom.options]
+path_prefix = "/trigger-dicom"
+
+[endpoints.store]
+service = "http"
+[endpoints.store.options]
+path_prefix = "/store-dicom"
+
+[backends.orthanc]
+service = "dicom"
+[backends.orthanc.options]
+aet = "{orthanc.aet}"
+host = "127.0.0.1"
+port = {orthanc.dicom_port}
+local_aet = "HARMONY_SCU"
+incoming_store_port = {incoming_port}
+pool_size = {pool_size}
+
+[backends.storescp]
+service = "dicom"
+[backends.storescp.options]
+aet = "STORESCP"
+host = "127.0.0.1"
+port = {store_port}
+local_aet = "HARMONY_SCU"
+incoming_store_port = {incoming_port}
+pool_size = {pool_size}
+""")
+    return tmp / "config.toml"
+
+
+def start_gateway(config: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harmony_dimse", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=config.parent,
+    )  # fmt: skip
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://{LOCAL}:{port}/healthz", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"gateway did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+
+
+def post(path: str, obj: Any) -> Step:
+    return ("POST", path, json.dumps(obj).encode(), JSON)
+
+
+def multipart(files: Sequence[Path]) -> tuple[bytes, dict[str, str]]:
+    boundary = new_boundary()
+    parts = []
+    for f in files:
+        parts += [part_header(boundary, "application/dicom"), f.read_bytes(), b"\r\n"]
+    parts.append(closing(boundary))
+    ctype = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return b"".join(parts), {"Content-Type": ctype}
+
+
+def orthanc_query(level: str, query: dict[str, str]) -> list[Step | Callable[[bytes], Step]]:
+    def answers(previous: bytes) -> Step:
+        qid = json.loads(previous)["ID"]
+        return ("GET", f"/queries/{qid}/answers?expand", b"", {})
+
+    return [post("/modalities/self/query", {"Level": level, "Query": query}), answers]
+
+
+async def raw_p50(port: int, aet: str, what: str, study: str, n: int = 300) -> float:
+    """p50 of one DIMSE operation on an open association (our SCU straight to Orthanc)."""
+    times = []
+    async with connect(LOCAL, port, called_aet=aet) as assoc:
+        for _ in range(n):
+            start = time.perf_counter()
+            if what == "echo":
+                await assoc.echo()
+            else:
+                async for _m in assoc.find_raw({"StudyInstanceUID": study}, level="STUDY"):
+                    pass
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small corpus, ~1 s per cell (CI)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--svg", type=Path)
+    args = parser.parse_args(argv)
+    seconds = 1.0 if args.quick else 4.0
+    patients, studies, series, instances = (6, 2, 3, 2) if args.quick else (50, 2, 3, 10)
+    concurrencies = (1, 16)
+    rows: list[dict[str, Any]] = []
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        corpus = [
+            make_instance(p, st, se, i)
+            for p in range(1, patients + 1)
+            for st in range(1, studies + 1)
+            for se in range(1, series + 1)
+            for i in range(1, instances + 1)
+        ]
+        files = write_corpus(tmp / "corpus", corpus)
+        study_uids = sorted({str(ds.StudyInstanceUID) for ds in corpus})
+        study_files = {
+            u: [f for f, ds in zip(files, corpus, strict=True) if ds.StudyInstanceUID == u]
+            for u in study_uids[:1]
+        }
+        one_study = study_uids[0]
+        store_port, incoming_port, dicom_port, http_port = (free_port() for _ in range(4))
+        with (
+            StoreSCP(ignore=True, port=store_port, workdir=tmp / "storescp") as scp,
+            OrthancPeer(
+                workdir=tmp / "orthanc",
+                dicom_port=dicom_port,
+                dicom_threads=32,
+                modalities={
+                    "self": ["ORTHANC", LOCAL, dicom_port],
+                    "storescp": [scp.aet, LOCAL, store_port],
+                    "harmony": ["HARMONY_SCU", LOCAL, incoming_port],
+                },
+                extra={"HttpThreadsCount": 32, "DicomAssociationCloseDelay": 30},
+            ) as orthanc,
+        ):
+            loaded = storescu(files, orthanc.aet, orthanc.dicom_port)
+            if loaded.returncode != 0:
+                raise SystemExit(f"loading the corpus failed: {loaded.stderr[-500:]}")
+            print(f"Orthanc loaded with {orthanc.count_instances()} instances", flush=True)
+            _, found = orthanc.rest("POST", "/tools/lookup", one_study, "text/plain")
+            orthanc_study_id = json.loads(found)[0]["ID"]
+            config = gateway_config(tmp / "gw", http_port, orthanc, store_port, incoming_port, 8)
+            gateway = start_gateway(config, http_port)
+            try:
+                body, mp_headers = multipart(study_files[one_study])
+                ops: list[tuple[str, Callable[[int], Any], Callable[[int], Any], int]] = [
+                    (
+                        "C-ECHO",
+                        lambda i: [post("/trigger-dicom", {"operation": "C-ECHO"})],
+                        lambda i: [post("/modalities/self/echo", {})],
+                        http_port,
+                    ),
+                    (
+                        "C-FIND one study",
+                        lambda i: [
+                            post(
+                                "/trigger-dicom",
+                                {
+                                    "operation": "C-FIND",
+                                    "level": "STUDY",
+                                    "query": {
+                                        "StudyInstanceUID": study_uids[i % len(study_uids)],
+                                        "PatientName": "",
+                                        "StudyDate": "",
+                                    },
+                                },
+                            )
+                        ],
+                        lambda i: orthanc_query(
+                            "Study",
+                            {
+                                "StudyInstanceUID": study_uids[i % len(study_uids)],
+                                "PatientName": "",
+                                "StudyDate": "",
+                            },
+                        ),
+                        http_port,
+                    ),
+                    (
+                        "C-FIND all studies",
+                        lambda i: [
+                            post(
+                                "/trigger-dicom",
+                                {
+                                    "operation": "C-FIND",
+                                    "level": "STUDY",
+                                    "query": {
+                                        "StudyInstanceUID": "",
+                                        "PatientName": "",
+                                        "PatientID": "",
+                                    },
+                                },
+                            )
+                        ],
+                        lambda i: orthanc_query(
+                            "Study", {"StudyInstanceUID": "", "PatientName": "", "PatientID": ""}
+                        ),
+                        http_port,
+                    ),
+                    (
+                        "C-MOVE one study",
+                        lambda i: [
+                            post(
+                                "/trigger-dicom",
+                                {
+                                    "operation": "C-MOVE",
+                                    "destination": scp.aet,
+                                    "level": "STUDY",
+                                    "query": {"StudyInstanceUID": study_uids[i % len(study_uids)]},
+                                },
+                            )
+                        ],
+                        lambda i: [
+                            post(
+                                "/modalities/self/move",
+                                {
+                                    "Level": "Study",
+                                    "TargetAet": scp.aet,
+                                    "Synchronous": True,
+                                    "Resources": [
+                                        {"StudyInstanceUID": study_uids[i % len(study_uids)]}
+                                    ],
+                                },
+                            )
+                        ],
+                        http_port,
+                    ),
+                    (
+                        "C-STORE one study",
+                        lambda i: [("POST", "/store-dicom", body, mp_headers)],
+                        lambda i: [
+                            post(
+                                "/modalities/storescp/store",
+                                {"Resources": [orthanc_study_id], "Synchronous": True},
+                            )
+                        ],
+                        http_port,
+                    ),
+                ]
+                for name, ours_job, orthanc_job, _ in ops:
+                    for conc in concurrencies:
+                        ours = run_async(
+                            run_load(LOCAL, http_port, ours_job, concurrency=conc, seconds=seconds)
+                        )
+                        theirs = run_async(
+                            run_load(
+                                LOCAL,
+                                orthanc.http_port,
+                                orthanc_job,
+                                concurrency=conc,
+                                seconds=seconds,
+                            )
+                        )
+                        rows.append(_row(name, conc, ours, theirs))
+                        print(describe(rows[-1], ours, theirs), flush=True)
+                n = 300 if args.quick else 2000
+                ceiling = {
+                    "C-ECHO": n
+                    / run_dcmtk(
+                        "echoscu",
+                        "--repeat",
+                        str(n),
+                        "-aec",
+                        orthanc.aet,
+                        LOCAL,
+                        str(orthanc.dicom_port),
+                    ),
+                    "C-FIND one study": n
+                    / run_dcmtk(
+                        "findscu",
+                        "-S",
+                        "--repeat",
+                        str(n),
+                        "-aec",
+                        orthanc.aet,
+                        "-k",
+                        "QueryRetrieveLevel=STUDY",
+                        "-k",
+                        f"StudyInstanceUID={one_study}",
+                        "-k",
+                        "PatientName",
+                        "-k",
+                        "StudyDate",
+                        LOCAL,
+                        str(orthanc.dicom_port),
+                    ),
+                    "C-FIND all studies": max(20, n // 10)
+                    / run_dcmtk(
+                        "findscu",
+                        "-S",
+                        "--repeat",
+                        str(max(20, n // 10)),
+                        "-aec",
+                        orthanc.aet,
+                        "-k",
+                        "QueryRetrieveLevel=STUDY",
+                        "-k",
+                        "StudyInstanceUID",
+                        "-k",
+                        "PatientName",
+                        "-k",
+                        "PatientID",
+                        LOCAL,
+                        str(orthanc.dicom_port),
+                    ),
+                }
+                added = {}
+                for what, label in (("echo", "C-ECHO"), ("find", "C-FIND one study")):
+                    raw = run_async(raw_p50(orthanc.dicom_port, orthanc.aet, what, one_study))
+                    gw = next(r for r in rows if r["operation"] == label and r["concurrency"] == 1)
+                    added[label] = gw["ours_p50_ms"] - raw * 1000
+                    print(
+                        f"{label}: raw DIMSE p50 {raw * 1000:.3f} ms; gateway adds "
+                        f"{added[label]:.3f} ms at p50",
+                        flush=True,
+                    )
+            finally:
+                gateway.terminate()
+                gateway.wait(10)
+
+    for r in rows:
+        c = ceiling.get(r["operation"])
+        r["dcmtk_ceiling_rps"] = c
+        r["ours_vs_ceiling"] = r["ours_rps"] / c if c else None
+    table = markdown(rows, added)
+    print()
+    print(table)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"rows": rows, "added_p50_ms": added, "quick": args.quick, "cpus": os.cpu_count()},
+                indent=2,
+            )
+        )
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    if args.svg:
+        args.svg.write_text(svg_chart(rows))
+    return 0
+
+
+def _row(name: str, conc: int, ours: LoadResult, theirs: LoadResult) -> dict[str, Any]:
+    return {
+        "operation": name,
+        "concurrency": conc,
+        "ours_rps": ours.rate,
+        "ours_p50_ms": ours.percentile(0.5) * 1000,
+        "ours_p99_ms": ours.percentile(0.99) * 1000,
+        "ours_errors": ours.errors,
+        "orthanc_rps": theirs.rate,
+        "orthanc_p50_ms": theirs.percentile(0.5) * 1000,
+        "orthanc_p99_ms": theirs.percentile(0.99) * 1000,
+        "orthanc_errors": theirs.errors,
+        "ratio": ours.rate / theirs.rate if theirs.rate else float("inf"),
+    }
+
+
+def describe(r: dict[str, Any], ours: LoadResult, theirs: LoadResult) -> str:
+    text = (
+        f"{r['operation']} c={r['concurrency']}: ours {r['ours_rps']:,.0f}/s"
+        f" p50 {r['ours_p50_ms']:.2f} ms | Orthanc REST {r['orthanc_rps']:,.0f}/s"
+        f" p50 {r['orthanc_p50_ms']:.2f} ms | ratio {r['ratio']:.2f}x"
+    )
+    if ours.errors or theirs.errors:
+        text += f" | errors {ours.errors}/{theirs.errors}: {ours.first_error or theirs.first_error}"
+    return text
+
+
+def _times(value: float | None) -> str:
+    return f"{value:.2f}x" if value else "-"
+
+
+def markdown(rows: list[dict[str, Any]], added: dict[str, float]) -> str:
+    lines = [
+        "| operation | conc. | harmony-dimse req/s | p50 / p99 ms | Orthanc REST req/s"
+        " | p50 / p99 ms | ratio | DCMTK ceiling /s | ours / ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ceiling = r.get("dcmtk_ceiling_rps")
+        lines.append(
+            f"| {r['operation']} | {r['concurrency']} | {r['ours_rps']:,.0f} "
+            f"| {r['ours_p50_ms']:.2f} / {r['ours_p99_ms']:.2f} | {r['orthanc_rps']:,.0f} "
+            f"| {r['orthanc_p50_ms']:.2f} / {r['orthanc_p99_ms']:.2f} | {r['ratio']:.2f}x "
+            f"| {f'{ceiling:,.0f}' if ceiling else '-'} "
+            f"| {_times(r['ours_vs_ceiling'])} |"
+        )
+    for label, ms in added.items():
+        lines.append("")
+        lines.append(
+            f"p50 latency the gateway adds to a raw {label} on a pooled association: {ms:.3f} ms"
+        )
+    return "\n".join(lines)
+
+
+def svg_chart(rows: list[dict[str, Any]]) -> str:
+    """Requests/s at concurrency 16 by operation, ours vs Orthanc REST, as a plain SVG bar chart."""
+    data = [r for r in rows if r["concurrency"] == 16]
+    width, bar_h, gap, left = 760, 16, 14, 170
+    height = 40 + len(data) * (2 * bar_h + gap) + 30
+    top = max(max(r["ours_rps"], r["orthanc_rps"]) for r in data) or 1
+    scale = (width - left - 90) / top
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        '<text x="10" y="20" font-size="14" font-weight="bold">Requests/s at concurrency 16: '
+        "harmony-dimse gateway vs Orthanc REST (same Orthanc PACS)</text>",
+    ]
+    y = 40
+    for r in data:
+        out.append(f'<text x="10" y="{y + bar_h + 4}">{r["operation"]}</text>')
+        for value, color, label in (
+            (r["ours_rps"], "#2b7bb9", "harmony-dimse"),
+            (r["orthanc_rps"], "#e07b39", "Orthanc REST"),
+        ):
+            w = max(1, value * scale)
+            out.append(
+                f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}">'
+                f"<title>{label}: {value:,.0f}/s</title></rect>"
+            )
+            out.append(f'<text x="{left + w + 5:.1f}" y="{y + bar_h - 4}">{value:,.0f}/s</text>')
+            y += bar_h
+        y += gap
+    out.append(
+        f'<rect x="{left}" y="{y + 4}" width="12" height="12" fill="#2b7bb9"/>'
+        f'<text x="{left + 16}" y="{y + 14}">harmony-dimse</text>'
+        f'<rect x="{left + 130}" y="{y + 4}" width="12" height="12" fill="#e07b39"/>'
+        f'<text x="{left + 146}" y="{y + 14}">Orthanc REST</text>'
+    )
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
