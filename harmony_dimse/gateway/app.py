@@ -22,9 +22,10 @@ from ..version import __version__
 from .backend import Backend
 from .config import GatewayConfig
 from .errors import RequestError, error_response
+from .find import find_response
 from .incoming import IncomingStore
 from .multipart import closing, content_type_params, new_boundary, part_header, split_multipart
-from .operations import move_hint, run_echo, run_find, run_get, run_move, run_store, stream_get
+from .operations import move_hint, run_echo, run_get, run_move, run_store, stream_get
 from .request import OperationRequest, normalize_operation, parse_json_body, parse_operation
 
 log = logging.getLogger("harmony_dimse.gateway")
@@ -226,7 +227,7 @@ class Gateway:
         if req.operation == "C-ECHO":
             return json_response(200, await run_echo(backend, req))
         if req.operation == "C-FIND":
-            return json_response(200, await run_find(backend, req))
+            return await find_response(backend, req, accept=request.header("accept") or "")
         if req.operation == "C-MOVE":
             destination = req.destination or backend.local_aet
             if backend.config.dimse_retrieve_mode == "get" and destination == backend.local_aet:

@@ -6,18 +6,15 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
 
-from ..data.dicomjson import dataset_bytes_to_json
 from ..data.files import DataFileError, read_part10
 from ..data.query import build_identifier
 from ..dimse.status import describe_status
 from ..net.association import ReceivedInstance, RetrieveProgress, new_message_id
-from ..net.contexts import IMPLICIT_VR_LE
 from ..net.errors import DicomError, DimseFailure
 from .backend import Backend
 from .errors import RequestError, status_json
@@ -61,41 +58,6 @@ async def run_echo(backend: Backend, req: OperationRequest) -> dict[str, Any]:
         "local_aet": backend.local_aet,
         "round_trip_ms": round((echoed - associated) * 1000, 3),
         "association_ms": round((associated - start) * 1000, 3),
-    }
-
-
-async def iter_find(
-    backend: Backend, req: OperationRequest, ds: Dataset
-) -> AsyncIterator[dict[str, Any]]:
-    """Each match as DICOM JSON, as it arrives; stops with C-CANCEL after ``req.limit``."""
-    async with backend.association() as assoc:
-        results = assoc.find_raw(ds, model=req.model, priority=req.priority)
-        count = 0
-        try:
-            async for result in results:
-                yield dataset_bytes_to_json(
-                    result.data, implicit_vr=result.transfer_syntax == IMPLICIT_VR_LE
-                )
-                count += 1
-                if req.limit is not None and count >= req.limit:
-                    break
-        finally:
-            await results.aclose()
-
-
-async def run_find(backend: Backend, req: OperationRequest) -> dict[str, Any]:
-    ds = identifier_for(req)
-    matches = [m async for m in iter_find(backend, req, ds)]
-    limited = req.limit is not None and len(matches) >= req.limit
-    return {
-        **_base(req, backend),
-        "success": True,
-        "level": str(ds.QueryRetrieveLevel),
-        "model": req.model,
-        "status": status_json(describe_status(0xFE00 if limited else 0x0000, "C-FIND")),
-        "count": len(matches),
-        "limited": limited,
-        "matches": matches,
     }
 
 
