@@ -47,9 +47,20 @@ class Route:
 class Gateway:
     """All pipelines of one configuration, their backends and the built-in storage SCPs."""
 
-    def __init__(self, config: GatewayConfig, *, limits: HTTPLimits | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        limits: HTTPLimits | None = None,
+        worker: int = 0,
+        workers: int = 1,
+        run_id: str = "",
+    ) -> None:
         self.config = config
         self.limits = limits
+        self.worker = worker
+        self.workers = workers
+        self.run_id = run_id
         self.storage = config.storage.path
         self.backends = {name: Backend(b) for name, b in config.backends.items()}
         self.routes: list[Route] = []
@@ -87,7 +98,13 @@ class Gateway:
             key = (c.incoming_store_host, c.incoming_store_port)
             store = self._scps.get(key)
             if store is None:
-                store = IncomingStore(c.local_aet, self.storage)
+                store = IncomingStore(
+                    c.local_aet,
+                    self.storage,
+                    worker=self.worker,
+                    workers=self.workers,
+                    run_id=self.run_id,
+                )
                 try:
                     await store.start(*key)
                 except OSError as exc:
@@ -140,7 +157,9 @@ class Gateway:
         if request.path in ("/healthz", "/health"):
             if request.method not in ("GET", "HEAD"):
                 return _method_not_allowed("GET")
-            return json_response(200, {"status": "ok", "version": __version__})
+            return json_response(
+                200, {"status": "ok", "version": __version__, "worker": self.worker}
+            )
         found = self.route(request.path)
         if found is None:
             return json_response(
@@ -338,20 +357,24 @@ def _method_not_allowed(allowed: str) -> Response:
     )
 
 
-async def run_gateway(config: GatewayConfig) -> None:
-    """Start the gateway and serve until SIGINT/SIGTERM."""
-    gateway = Gateway(config)
-    await gateway.start()
+async def run_gateway(
+    config: GatewayConfig, *, worker: int = 0, workers: int = 1, run_id: str = ""
+) -> None:
+    """Start the gateway (one worker of ``workers``) and serve until SIGINT/SIGTERM."""
+    gateway = Gateway(config, worker=worker, workers=workers, run_id=run_id)
+    await gateway.start(reuse_port=workers > 1)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    print(
-        f"harmony-dimse gateway listening on http://{config.http.bind_address}:{gateway.port}"
-        f" ({', '.join(r.prefix for r in gateway.routes)})",
-        flush=True,
-    )
+    if worker == 0:
+        print(
+            f"harmony-dimse gateway listening on http://{config.http.bind_address}:{gateway.port}"
+            f" ({', '.join(r.prefix for r in gateway.routes)})"
+            + (f" with {workers} worker processes" if workers > 1 else ""),
+            flush=True,
+        )
     try:
         await stop.wait()
     finally:

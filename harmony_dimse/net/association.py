@@ -76,7 +76,8 @@ IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1440.1"
 IMPLEMENTATION_VERSION_NAME = f"HARMONY_{__version__}"[:16]
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-_message_ids = itertools.count(1)
+_message_ids = itertools.count(0)
+_id_partition = (0, 1)  # (index, count): this process uses IDs with (id - 1) % count == index
 
 
 def new_message_id() -> int:
@@ -84,9 +85,24 @@ def new_message_id() -> int:
 
     Process-wide rather than per association, so the C-STOREs of a C-MOVE, which name the
     C-MOVE's message ID as their Move Originator Message ID, can be told apart even when
-    several associations run C-MOVEs at once.
+    several associations run C-MOVEs at once. With ``partition_message_ids`` several processes
+    draw from disjoint sets, and ``message_id_owner`` says which process an ID belongs to.
     """
-    return next(_message_ids) % 0xFFFF + 1
+    index, count = _id_partition
+    span = 0xFFFF - 0xFFFF % count
+    return (next(_message_ids) * count + index) % span + 1
+
+
+def partition_message_ids(index: int, count: int) -> None:
+    """Make this process draw only IDs owned by ``index`` of ``count`` (worker processes)."""
+    global _id_partition
+    if not 0 <= index < count:
+        raise ValueError(f"partition index {index} not in 0..{count - 1}")
+    _id_partition = (index, count)
+
+
+def message_id_owner(message_id: int) -> int:
+    return (message_id - 1) % _id_partition[1]
 
 
 @dataclass(slots=True)
