@@ -36,6 +36,7 @@ JSON = {"Content-Type": "application/json"}
 
 def gateway_config(
     tmp: Path,
+    workers: int,
     http_port: int,
     orthanc: OrthancPeer,
     store_port: int,
@@ -48,6 +49,7 @@ def gateway_config(
 id = "bench"
 log_level = "warn"
 pipelines_path = "pipelines"
+workers = {workers}
 
 [network.http_net.http]
 bind_address = "127.0.0.1"
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--svg", type=Path)
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     args = parser.parse_args(argv)
     seconds = 1.0 if args.quick else 4.0
     patients, studies, series, instances = (6, 2, 3, 2) if args.quick else (50, 2, 3, 10)
@@ -212,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Orthanc loaded with {orthanc.count_instances()} instances", flush=True)
             _, found = orthanc.rest("POST", "/tools/lookup", one_study, "text/plain")
             orthanc_study_id = json.loads(found)[0]["ID"]
-            config = gateway_config(tmp / "gw", http_port, orthanc, store_port, incoming_port, 8)
+            config = gateway_config(
+                tmp / "gw", args.workers, http_port, orthanc, store_port, incoming_port, 8
+            )
             gateway = start_gateway(config, http_port)
             try:
                 body, mp_headers = multipart(study_files[one_study])

@@ -29,7 +29,8 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4242) 2>/dev/null; then
   "AuthenticationEnabled": false,
   "DicomModalities": { "harmony": ["HARMONY_SCU", "127.0.0.1", 11113] },
   "DicomAlwaysAllowEcho": true, "DicomAlwaysAllowFind": true, "DicomAlwaysAllowMove": true,
-  "DicomAlwaysAllowGet": true, "DicomAlwaysAllowStore": true
+  "DicomAlwaysAllowGet": true, "DicomAlwaysAllowStore": true,
+  "DefaultEncoding": "Utf8"
 }
 JSON
   echo "run: starting a demo Orthanc (AE ORTHANC, DICOM 4242, REST 8042) in $demo"

@@ -440,6 +440,21 @@ def encode_command(msg: DimseMessage) -> bytes:
     return b"".join((_GROUP_LENGTH_HEADER, _UL.pack(length), *parts))
 
 
+def _tag(group: int, element: int) -> str:
+    return f"({group:04X},{element:04X})"
+
+
+def _element_problem(
+    group: int, element: int, length: int, left: int, values: dict[int, memoryview]
+) -> str:
+    tag = _tag(group, element)
+    if length > left:
+        return f"element {tag} is truncated: value length {length}, {left} bytes left"
+    if length & 1:
+        return f"element {tag} has odd value length {length}"
+    return f"element {tag} appears twice"
+
+
 def _split_elements(view: memoryview) -> tuple[dict[int, memoryview], int | None]:
     """Element number -> value, and the number of bytes after the group length element, if any."""
     values: dict[int, memoryview] = {}
@@ -454,18 +469,13 @@ def _split_elements(view: memoryview) -> tuple[dict[int, memoryview], int | None
                 f"{size - offset} bytes left, {_HEADER_SIZE} needed"
             )
         group, element, length = unpack_header(view, offset)
-        tag = f"({group:04X},{element:04X})"
         if group != 0x0000:
-            raise DIMSEError(f"element {tag} at offset {offset} is outside command group 0000")
-        offset += _HEADER_SIZE
-        if length > size - offset:
             raise DIMSEError(
-                f"element {tag} is truncated: value length {length}, {size - offset} bytes left"
+                f"element {_tag(group, element)} at offset {offset} is outside command group 0000"
             )
-        if length & 1:
-            raise DIMSEError(f"element {tag} has odd value length {length}")
-        if element in values:
-            raise DIMSEError(f"element {tag} appears twice")
+        offset += _HEADER_SIZE
+        if length > size - offset or length & 1 or element in values:
+            raise DIMSEError(_element_problem(group, element, length, size - offset, values))
         values[element] = view[offset : offset + length]
         offset += length
         if element == 0x0000:
