@@ -32,6 +32,8 @@ _EXPORTS = {
     "DimseFailure": "net.errors",
     "NegotiationError": "net.errors",
     "PeerUnreachable": "net.errors",
+    "AssociationPool": "net.pool",
+    "PACS": "pacs",
 }
 
 __all__ = ["__version__", *_EXPORTS]

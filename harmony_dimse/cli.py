@@ -1,4 +1,4 @@
-"""Command line: harmony-dimse serve | echo | find | move | get | store | scp (DCMTK-like flags)."""
+"""Command line: harmony-dimse serve | echo | find | move | get | store | scp | pacs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from .net.association import connect
 from .net.contexts import COMMON_STORAGE_SOP_CLASSES
 from .net.errors import DicomError
+from .pacs import cli as pacs_cli
 
 EXIT_DICOM_ERROR = 1
 
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the HTTP-to-DICOM gateway")
     p.add_argument("--config", "-c", default="config.toml", help="config.toml (Harmony's schema)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="processes sharing the port (SO_REUSEPORT)"
+    )
 
     p = sub.add_parser("echo", help="C-ECHO (verification)")
     _common(p)
@@ -95,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--any-called-aet", action="store_true", help="accept any called AE title")
     p.add_argument("-v", "--verbose", action="store_true")
+
+    p = sub.add_parser("pacs", help="embedded PACS: Q/R SCP over a folder (see its --help)")
+    pacs_cli.add_arguments(p)
     return parser
 
 
@@ -258,28 +265,29 @@ async def cmd_scp(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_serve(args: argparse.Namespace) -> int:
-    from .gateway.app import run_gateway
+def serve(args: argparse.Namespace) -> int:
+    """The gateway, in ``--workers`` processes (default: ``[proxy] workers``)."""
     from .gateway.config import load_config, setup_logging
+    from .gateway.workers import serve_workers
 
     config = load_config(args.config)
     setup_logging(config)
-    await run_gateway(config)
-    return 0
+    workers = args.workers if args.workers is not None else config.proxy.workers
+    return serve_workers(config, max(1, workers), run)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Awaitable[int]]] = {
-    "serve": cmd_serve,
     "echo": cmd_echo,
     "find": cmd_find,
     "move": cmd_move,
     "get": cmd_get,
     "store": cmd_store,
     "scp": cmd_scp,
+    "pacs": pacs_cli.run,
 }
 
 
-def run(coro: Awaitable[int]) -> int:
+def run(coro: Awaitable[Any]) -> Any:
     try:
         import uvloop
 
@@ -297,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .gateway.config import ConfigError
 
         try:
-            return run(COMMANDS["serve"](args))
+            return serve(args)
         except ConfigError as exc:
             print(f"harmony-dimse: configuration error: {exc}", file=sys.stderr)
             return 2

@@ -453,10 +453,12 @@ class Association:
             )
             while True:
                 msg = await self._response(channel, f"{operation} (after C-CANCEL)")
+                if isinstance(msg.command, c.CStoreRQ):
+                    # a C-GET instance still in flight: nobody takes it any more, so say so
+                    self._link.send_message(msg.context_id, _store_rsp(msg.command, 0xA700), None)
+                    continue
                 if describe_status(_response_of(msg).status, operation).category != "pending":
                     return
-                if isinstance(msg.command, c.CStoreRQ):
-                    self._link.send_message(msg.context_id, _store_rsp(msg.command, 0xFE00), None)
         except (asyncio.CancelledError, Exception):
             self.abort()
             raise

@@ -1,6 +1,9 @@
 """The SCP side: an asyncio server that accepts associations and answers C-ECHO and C-STORE.
 
 Further services (C-FIND, C-MOVE, C-GET) plug in through ``SCPHandlers``; the embedded PACS does.
+When C-GET is served, storage contexts the peer proposes with the SCP role (role selection, PS3.7
+D.3.3.4) are accepted with that role, and ``SCPAssociation.send_store`` sends the C-STORE
+sub-operations back over them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from ..data.files import encode_dataset
 from ..dimse import commands as c
 from ..dimse.fragments import ReceivedMessage
 from ..ul.connection import (
@@ -37,6 +41,8 @@ from .association import (
     IMPLEMENTATION_VERSION_NAME,
     ReceivedInstance,
     _store_rsp,
+    decode_dataset,
+    new_message_id,
     write_instance,
 )
 from .contexts import (
@@ -44,10 +50,12 @@ from .contexts import (
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
     STORAGE_SOP_CLASSES,
+    UNCOMPRESSED,
     VERIFICATION,
     AcceptedContext,
 )
-from .link import DimseLink
+from .errors import AssociationAborted, DicomTimeout, NegotiationError
+from .link import Channel, DimseLink
 
 log = logging.getLogger("harmony_dimse.scp")
 
@@ -82,6 +90,7 @@ class SCPConfig:
     max_pdu: int = DEFAULT_MAX_PDU_LENGTH
     acse_timeout: float = 30.0
     network_timeout: float | None = 600.0
+    dimse_timeout: float | None = 60.0  # waiting for the peer's C-STORE-RSP during a C-GET
     fsync: bool = False
     handlers: SCPHandlers = field(default_factory=SCPHandlers)
 
@@ -95,8 +104,10 @@ class SCPAssociation:
         self.server = server
         self.calling_aet = ""
         self.called_aet = ""
+        # roles as negotiated, from the requestor's side: scp_role means we may send C-STOREs
         self.contexts: dict[int, AcceptedContext] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self._pending: dict[int, Channel] = {}  # our C-STORE-RQs (C-GET) awaiting their RSP
         link.on_event = self._on_event
         link.on_message = self._on_message
 
@@ -117,6 +128,10 @@ class SCPAssociation:
             )
             for task in self.tasks.values():
                 task.cancel()
+            self._fail_pending(
+                self.link.failure
+                or AssociationAborted(ev.source, ev.reason, ev.detail or "aborted", ev.by_peer)
+            )
 
     def _negotiate(self, rq: AssociateRQ) -> None:
         cfg = self.config
@@ -139,11 +154,19 @@ class SCPAssociation:
         results = []
         role_answers: dict[str, RoleSelection] = {}
         for pc in rq.presentation_contexts:
-            ts = self._choose_syntax(pc.abstract_syntax, pc.transfer_syntaxes)
+            role = roles.get(pc.abstract_syntax)
+            # the requestor may act as SCP of a storage class only when we serve C-GET
+            peer_scp = (
+                role is not None
+                and role.scp_role
+                and self.config.handlers.get is not None
+                and pc.abstract_syntax in STORAGE_SOP_CLASSES
+            )
+            ts = self._choose_syntax(pc.abstract_syntax, pc.transfer_syntaxes, peer_scp)
             if ts is None:
                 reason = (
                     PresentationContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED
-                    if self._supports(pc.abstract_syntax)
+                    if self._supports(pc.abstract_syntax, peer_scp)
                     else PresentationContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED
                 )
                 first = pc.transfer_syntaxes[0] if pc.transfer_syntaxes else ""
@@ -152,14 +175,15 @@ class SCPAssociation:
             results.append(
                 PresentationContextAC(pc.context_id, PresentationContextResult.ACCEPTANCE, ts)
             )
-            role = roles.get(pc.abstract_syntax)
-            # We act as SCP of what we accept; an SCU that proposes only the SCP role for a
-            # storage class (C-GET style) is not served by this server.
+            peer_scu = True
             if role is not None:
+                peer_scu = role.scu_role and self._supports(pc.abstract_syntax, False)
                 role_answers[pc.abstract_syntax] = RoleSelection(
-                    pc.abstract_syntax, role.scu_role, False
+                    pc.abstract_syntax, peer_scu, peer_scp
                 )
-            self.contexts[pc.context_id] = AcceptedContext(pc.context_id, pc.abstract_syntax, ts)
+            self.contexts[pc.context_id] = AcceptedContext(
+                pc.context_id, pc.abstract_syntax, ts, peer_scu, peer_scp
+            )
         ac = AssociateAC(
             called_ae=rq.called_ae,
             calling_ae=rq.calling_ae,
@@ -180,10 +204,11 @@ class SCPAssociation:
             len(self.contexts),
         )
 
-    def _supports(self, sop_class: str) -> bool:
+    def _supports(self, sop_class: str, peer_scp: bool = False) -> bool:
         h = self.config.handlers
         return (
-            sop_class == VERIFICATION
+            peer_scp
+            or sop_class == VERIFICATION
             or (
                 sop_class in STORAGE_SOP_CLASSES
                 and (h.store is not None or self.config.storage_dir is not None)
@@ -193,8 +218,8 @@ class SCPAssociation:
             or sop_class in h.get_sop_classes
         )
 
-    def _choose_syntax(self, sop_class: str, proposed: list[str]) -> str | None:
-        if not self._supports(sop_class):
+    def _choose_syntax(self, sop_class: str, proposed: list[str], peer_scp: bool) -> str | None:
+        if not self._supports(sop_class, peer_scp):
             return None
         if sop_class in STORAGE_SOP_CLASSES:
             # instances are kept as sent, so take the sender's first choice we recognise
@@ -226,6 +251,12 @@ class SCPAssociation:
             self._spawn(cmd.message_id, self._store(msg))
         elif isinstance(cmd, c.CFindRQ | c.CMoveRQ | c.CGetRQ):
             self._spawn(cmd.message_id, self._query(msg))
+        elif isinstance(cmd, c.CStoreRSP):
+            channel = self._pending.get(cmd.message_id_being_responded_to)
+            if channel is not None:
+                channel.put(msg)
+            else:  # e.g. the answer to a C-STORE of a C-GET that was cancelled meanwhile
+                log.debug("%s answered unknown C-STORE %s", self.calling_aet, cmd)
         else:
             log.warning(
                 "%s sent %s, which this SCP does not serve", self.calling_aet, type(cmd).__name__
@@ -275,11 +306,17 @@ class SCPAssociation:
             self._respond_query(msg, 0x0211, None, {})
             return
         gen = handler(msg, self)
+        last_counts: dict[str, Any] = {}
         try:
             async for status, data, counts in gen:
                 self._respond_query(msg, status, data, counts)
+                last_counts = counts
         except asyncio.CancelledError:
-            self._respond_query(msg, 0xFE00, None, {})
+            # a C-MOVE/C-GET cancel response carries the sub-operation counts so far
+            final = {
+                k: v for k, v in last_counts.items() if k in ("completed", "failed", "warning")
+            }
+            self._respond_query(msg, 0xFE00, None, final)
         except Exception:
             log.exception("%s handler failed", type(cmd).__name__)
             self._respond_query(msg, 0xC000, None, {})
@@ -306,6 +343,74 @@ class SCPAssociation:
             self.link.send_message(msg.context_id, rsp, data)
         except Exception as exc:
             log.info("could not send %s: %s", kind.__name__, exc)
+
+    # ------------------------------------------------------------------ C-STORE to the peer (C-GET)
+
+    def storage_context(self, sop_class: str, transfer_syntax: str) -> AcceptedContext | None:
+        """A context on which the peer accepted to act as storage SCP for ``sop_class``.
+
+        One with ``transfer_syntax`` itself if any; else an uncompressed one when the instance
+        is uncompressed too (it is then converted); else None.
+        """
+        fallback = None
+        for ctx in self.contexts.values():
+            if ctx.abstract_syntax != sop_class or not ctx.scp_role:
+                continue
+            if ctx.transfer_syntax == transfer_syntax:
+                return ctx
+            if transfer_syntax in UNCOMPRESSED and ctx.transfer_syntax in UNCOMPRESSED:
+                fallback = ctx
+        return fallback
+
+    async def send_store(
+        self,
+        sop_class: str,
+        sop_instance: str,
+        transfer_syntax: str,
+        dataset: bytes | memoryview,
+        *,
+        priority: int = 0,
+    ) -> int:
+        """Send a C-STORE-RQ to the peer (a C-GET sub-operation) and return its status.
+
+        Raises ``NegotiationError`` when no context fits the instance, ``DicomTimeout`` when the
+        peer does not answer within ``dimse_timeout`` (the association is then aborted) and
+        ``AssociationAborted`` when the association ends first.
+        """
+        ctx = self.storage_context(sop_class, transfer_syntax)
+        if ctx is None:
+            raise NegotiationError(
+                f"{self.calling_aet} accepted no storage context with the SCP role for"
+                f" {sop_class} in {transfer_syntax} (or an uncompressed one)"
+            )
+        if ctx.transfer_syntax != transfer_syntax:
+            dataset = encode_dataset(decode_dataset(dataset, transfer_syntax), ctx.transfer_syntax)
+        rq = c.CStoreRQ(
+            message_id=new_message_id(),
+            affected_sop_class_uid=sop_class,
+            affected_sop_instance_uid=sop_instance,
+            priority=priority,
+        )
+        channel = Channel(self.link.loop)
+        self._pending[rq.message_id] = channel
+        try:
+            self.link.send_message(ctx.context_id, rq, dataset)
+            if len(dataset) > 65536:
+                await self.link.drain()
+            try:
+                msg = await channel.get(
+                    self.config.dimse_timeout, f"waiting for the C-STORE response of {sop_instance}"
+                )
+            except DicomTimeout:
+                self.link.abort()
+                raise
+        finally:
+            self._pending.pop(rq.message_id, None)
+        return cast(c.CStoreRSP, msg.command).status
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        for channel in self._pending.values():
+            channel.fail(exc)
 
 
 _RESPONSE_TYPES: dict[type, type[c.CFindRSP | c.CMoveRSP | c.CGetRSP]] = {
@@ -377,6 +482,7 @@ async def serve(
     max_pdu: int = DEFAULT_MAX_PDU_LENGTH,
     acse_timeout: float = 30.0,
     network_timeout: float | None = 600.0,
+    dimse_timeout: float | None = 60.0,
     reuse_port: bool = False,
 ) -> DicomServer:
     """Start an SCP answering C-ECHO, and C-STORE into ``storage_dir`` (Part 10, atomically)."""
@@ -390,6 +496,7 @@ async def serve(
         max_pdu=max_pdu,
         acse_timeout=acse_timeout,
         network_timeout=network_timeout,
+        dimse_timeout=dimse_timeout,
         handlers=handlers or SCPHandlers(),
     )
     server = DicomServer(config)
