@@ -42,6 +42,7 @@ def gateway_config(
     store_port: int,
     incoming_port: int,
     pool_size: int,
+    pacs_port: int,
 ) -> Path:
     (tmp / "pipelines").mkdir(parents=True, exist_ok=True)
     (tmp / "config.toml").write_text(f"""
@@ -70,6 +71,27 @@ description = "gateway to Orthanc"
 networks = ["http_net"]
 endpoints = ["dicom"]
 backends = ["orthanc"]
+
+[pipelines.pacs]
+description = "gateway to the embedded PACS"
+networks = ["http_net"]
+endpoints = ["pacs"]
+backends = ["pacs"]
+
+[endpoints.pacs]
+service = "http"
+[endpoints.pacs.options]
+path_prefix = "/pacs-dicom"
+
+[backends.pacs]
+service = "dicom"
+[backends.pacs.options]
+aet = "HARMONY_PACS"
+host = "127.0.0.1"
+port = {pacs_port}
+local_aet = "HARMONY_SCU"
+incoming_store_port = {incoming_port}
+pool_size = {pool_size}
 
 [pipelines.store]
 description = "gateway to a storage SCP"
@@ -108,6 +130,26 @@ incoming_store_port = {incoming_port}
 pool_size = {pool_size}
 """)
     return tmp / "config.toml"
+
+
+def start_pacs(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """Our embedded PACS with the same corpus, for the rows that show the gateway's own cost."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harmony_dimse", "pacs", "--aet", "HARMONY_PACS", "--host", LOCAL,
+         "--port", str(port), "--storage", str(tmp / "pacs"), "--import", str(tmp / "corpus")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    import socket
+
+    for _ in range(600):
+        with socket.socket() as probe:
+            if probe.connect_ex((LOCAL, port)) == 0:
+                return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"PACS did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
 
 
 def start_gateway(config: Path, port: int) -> subprocess.Popen[bytes]:
@@ -215,9 +257,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Orthanc loaded with {orthanc.count_instances()} instances", flush=True)
             _, found = orthanc.rest("POST", "/tools/lookup", one_study, "text/plain")
             orthanc_study_id = json.loads(found)[0]["ID"]
+            pacs_port = free_port()
             config = gateway_config(
-                tmp / "gw", args.workers, http_port, orthanc, store_port, incoming_port, 8
+                tmp / "gw",
+                args.workers,
+                http_port,
+                orthanc,
+                store_port,
+                incoming_port,
+                8,
+                pacs_port,
             )
+            pacs = start_pacs(tmp, pacs_port)
             gateway = start_gateway(config, http_port)
             try:
                 body, mp_headers = multipart(study_files[one_study])
@@ -331,6 +382,29 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         rows.append(_row(name, conc, ours, theirs))
                         print(describe(rows[-1], ours, theirs), flush=True)
+                for name, body_json in (
+                    ("C-ECHO (embedded PACS)", {"operation": "C-ECHO"}),
+                    (
+                        "C-FIND one study (embedded PACS)",
+                        {
+                            "operation": "C-FIND",
+                            "level": "STUDY",
+                            "query": {"StudyInstanceUID": one_study, "PatientName": ""},
+                        },
+                    ),
+                ):
+                    for conc in concurrencies:
+                        ours = run_async(
+                            run_load(
+                                LOCAL,
+                                http_port,
+                                lambda i, b=body_json: [post("/pacs-dicom", b)],
+                                concurrency=conc,
+                                seconds=seconds,
+                            )
+                        )
+                        rows.append(_row(name, conc, ours, None))
+                        print(describe(rows[-1], ours, None), flush=True)
                 n = 300 if args.quick else 2000
                 ceiling = {
                     "C-ECHO": n
@@ -395,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 gateway.terminate()
                 gateway.wait(10)
+                pacs.terminate()
+                pacs.wait(10)
 
     for r in rows:
         c = ceiling.get(r["operation"])
@@ -417,35 +493,60 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _row(name: str, conc: int, ours: LoadResult, theirs: LoadResult) -> dict[str, Any]:
-    return {
+def _row(name: str, conc: int, ours: LoadResult, theirs: LoadResult | None) -> dict[str, Any]:
+    row: dict[str, Any] = {
         "operation": name,
         "concurrency": conc,
         "ours_rps": ours.rate,
         "ours_p50_ms": ours.percentile(0.5) * 1000,
         "ours_p99_ms": ours.percentile(0.99) * 1000,
         "ours_errors": ours.errors,
-        "orthanc_rps": theirs.rate,
-        "orthanc_p50_ms": theirs.percentile(0.5) * 1000,
-        "orthanc_p99_ms": theirs.percentile(0.99) * 1000,
-        "orthanc_errors": theirs.errors,
-        "ratio": ours.rate / theirs.rate if theirs.rate else float("inf"),
+        "orthanc_rps": None,
+        "orthanc_p50_ms": None,
+        "orthanc_p99_ms": None,
+        "orthanc_errors": None,
+        "ratio": None,
     }
+    if theirs is not None:
+        row.update(
+            orthanc_rps=theirs.rate,
+            orthanc_p50_ms=theirs.percentile(0.5) * 1000,
+            orthanc_p99_ms=theirs.percentile(0.99) * 1000,
+            orthanc_errors=theirs.errors,
+            ratio=ours.rate / theirs.rate if theirs.rate else None,
+        )
+    return row
 
 
-def describe(r: dict[str, Any], ours: LoadResult, theirs: LoadResult) -> str:
+def describe(r: dict[str, Any], ours: LoadResult, theirs: LoadResult | None) -> str:
     text = (
         f"{r['operation']} c={r['concurrency']}: ours {r['ours_rps']:,.0f}/s"
-        f" p50 {r['ours_p50_ms']:.2f} ms | Orthanc REST {r['orthanc_rps']:,.0f}/s"
-        f" p50 {r['orthanc_p50_ms']:.2f} ms | ratio {r['ratio']:.2f}x"
+        f" p50 {r['ours_p50_ms']:.2f} ms"
     )
-    if ours.errors or theirs.errors:
-        text += f" | errors {ours.errors}/{theirs.errors}: {ours.first_error or theirs.first_error}"
+    if theirs is not None:
+        text += (
+            f" | Orthanc REST {r['orthanc_rps']:,.0f}/s p50 {r['orthanc_p50_ms']:.2f} ms"
+            f" | ratio {_times(r['ratio'])}"
+        )
+    errors = ours.errors + (theirs.errors if theirs else 0)
+    if errors:
+        first = ours.first_error or (theirs.first_error if theirs else "")
+        text += f" | errors: {errors}: {first}"
     return text
 
 
 def _times(value: float | None) -> str:
     return f"{value:.2f}x" if value else "-"
+
+
+def _num(value: float | None) -> str:
+    return f"{value:,.0f}" if value else "-"
+
+
+def _latency(r: dict[str, Any]) -> str:
+    if r["orthanc_p50_ms"] is None:
+        return "-"
+    return f"{r['orthanc_p50_ms']:.2f} / {r['orthanc_p99_ms']:.2f}"
 
 
 def markdown(rows: list[dict[str, Any]], added: dict[str, float]) -> str:
@@ -458,10 +559,9 @@ def markdown(rows: list[dict[str, Any]], added: dict[str, float]) -> str:
         ceiling = r.get("dcmtk_ceiling_rps")
         lines.append(
             f"| {r['operation']} | {r['concurrency']} | {r['ours_rps']:,.0f} "
-            f"| {r['ours_p50_ms']:.2f} / {r['ours_p99_ms']:.2f} | {r['orthanc_rps']:,.0f} "
-            f"| {r['orthanc_p50_ms']:.2f} / {r['orthanc_p99_ms']:.2f} | {r['ratio']:.2f}x "
-            f"| {f'{ceiling:,.0f}' if ceiling else '-'} "
-            f"| {_times(r['ours_vs_ceiling'])} |"
+            f"| {r['ours_p50_ms']:.2f} / {r['ours_p99_ms']:.2f} | {_num(r['orthanc_rps'])} "
+            f"| {_latency(r)} | {_times(r['ratio'])} "
+            f"| {_num(ceiling)} | {_times(r['ours_vs_ceiling'])} |"
         )
     for label, ms in added.items():
         lines.append("")
@@ -473,7 +573,7 @@ def markdown(rows: list[dict[str, Any]], added: dict[str, float]) -> str:
 
 def svg_chart(rows: list[dict[str, Any]]) -> str:
     """Requests/s at concurrency 16 by operation, ours vs Orthanc REST, as a plain SVG bar chart."""
-    data = [r for r in rows if r["concurrency"] == 16]
+    data = [r for r in rows if r["concurrency"] == 16 and r["orthanc_rps"] is not None]
     width, bar_h, gap, left = 760, 16, 14, 170
     height = 40 + len(data) * (2 * bar_h + gap) + 30
     top = max(max(r["ours_rps"], r["orthanc_rps"]) for r in data) or 1

@@ -140,3 +140,36 @@ async def test_cancelled_find_returns_a_clean_association(tmp_path: Path) -> Non
             matches = [m async for m in again.find_raw({"StudyInstanceUID": ""}, level="STUDY")]
             assert len(matches) == 3
         await pool.close()
+
+
+async def test_async_operations_window_shares_one_association() -> None:
+    in_flight = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def slow(inst: object, a: object) -> int:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if peak >= 4:
+            release.set()
+        await asyncio.wait_for(release.wait(), 5)
+        in_flight -= 1
+        return 0
+
+    ds = make_instance(2, 1, 1, 1)
+    server = await serve("127.0.0.1", 0, ae_title="SCP", handlers=SCPHandlers(store=slow))
+    async with server:
+        pool = AssociationPool(
+            "127.0.0.1", server.port, called_aet="SCP", size=1, datasets=[ds], async_ops=(4, 4)
+        )
+
+        async def store() -> None:
+            async with pool.acquire() as assoc:
+                assert assoc.max_operations_invoked == 4
+                await assoc.store(ds)
+
+        await asyncio.gather(*(store() for _ in range(4)))
+        assert peak == 4  # four C-STOREs outstanding at once on the one association
+        assert pool.opened == 1
+        await pool.close()

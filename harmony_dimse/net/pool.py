@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -68,7 +69,7 @@ class AssociationPool:
         self._kwargs = associate_kwargs
         self._entries: list[_Entry] = []
         self._opening = 0
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
         self._background: set[asyncio.Future[None]] = set()
@@ -96,55 +97,75 @@ class AssociationPool:
     def _drop_dead(self) -> None:
         self._entries = [e for e in self._entries if e.assoc.is_open or e.users]
 
+    def _wake(self) -> None:
+        """Let one waiting request look again (an association was returned or a slot freed)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
     async def _get(self) -> _Entry:
+        # Single-threaded asyncio: the bookkeeping needs no lock, only waiting needs a future.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_timeout
-        async with self._changed:
-            while True:
-                if self._closed:
-                    raise AssociationAborted(0, 0, "the association pool is closed", False)
-                self._drop_dead()
-                entry = self._free_entry()
-                if entry is not None:
-                    entry.users += 1
-                    return entry
-                if len(self._entries) + self._opening < self.size:
-                    self._opening += 1
-                    break
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise PoolTimeout(self.peer, self.wait_timeout, self.size)
-                try:
-                    async with asyncio.timeout(remaining):
-                        await self._changed.wait()
-                except TimeoutError:
-                    raise PoolTimeout(self.peer, self.wait_timeout, self.size) from None
+        deadline: float | None = None
+        while True:
+            if self._closed:
+                raise AssociationAborted(0, 0, "the association pool is closed", False)
+            entry = self._free_entry()
+            if entry is not None:
+                entry.users += 1
+                self._wake_if_room(entry)
+                return entry
+            self._drop_dead()
+            if len(self._entries) + self._opening < self.size:
+                break
+            if deadline is None:
+                deadline = loop.time() + self.wait_timeout
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise PoolTimeout(self.peer, self.wait_timeout, self.size)
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout(remaining):
+                    await waiter
+            except TimeoutError:
+                raise PoolTimeout(self.peer, self.wait_timeout, self.size) from None
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # we were woken but leave: pass the turn on
+                raise
+        self._opening += 1
         try:
             assoc = await associate(self.host, self.port, **self._kwargs)
         except BaseException:
-            async with self._changed:
-                self._opening -= 1
-                self._changed.notify()
+            self._opening -= 1
+            self._wake()
             raise
+        self._opening -= 1
         self.opened += 1
         entry = _Entry(assoc, users=1)
-        async with self._changed:
-            self._opening -= 1
-            self._entries.append(entry)
+        self._entries.append(entry)
+        self._wake_if_room(entry)
         return entry
 
-    async def _put(self, entry: _Entry, broken: bool) -> None:
+    def _wake_if_room(self, entry: _Entry) -> None:
+        # a peer granting an asynchronous operations window takes several requests at once
+        if entry.users < entry.assoc.max_operations_invoked:
+            self._wake()
+
+    def _put(self, entry: _Entry, broken: bool) -> None:
         entry.users -= 1
         entry.operations += 1
         entry.last_used = asyncio.get_running_loop().time()
         if broken and entry.assoc.is_open:
             entry.assoc.abort()
         retire = not entry.assoc.is_open or entry.operations >= self.max_operations or self._closed
-        async with self._changed:
-            if retire and entry.users == 0 and entry in self._entries:
-                self._entries.remove(entry)
-                self._release_later(entry.assoc)
-            self._changed.notify()
+        if retire and entry.users == 0 and entry in self._entries:
+            self._entries.remove(entry)
+            self._release_later(entry.assoc)
+        self._wake()
         self._schedule_reaper()
 
     def _release_later(self, assoc: Association) -> None:
@@ -168,7 +189,7 @@ class AssociationPool:
             broken = not entry.assoc.is_open or entry.assoc.busy
             raise
         finally:
-            await self._put(entry, broken)
+            self._put(entry, broken)
 
     async def run(self, operation: Callable[[Association], Awaitable[T]]) -> T:
         """Run ``operation`` on a pooled association; retried once on a fresh association when
@@ -213,5 +234,7 @@ class AssociationPool:
         await asyncio.gather(
             *(e.assoc.release() for e in idle if e.assoc.is_open), *self._background
         )
-        async with self._changed:
-            self._changed.notify_all()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)

@@ -31,6 +31,7 @@ from ..ul.pdu import (
     AssociateAC,
     AssociateRJ,
     AssociateRQ,
+    AsyncOperationsWindow,
     PresentationContextAC,
     PresentationContextResult,
     RoleSelection,
@@ -193,6 +194,7 @@ class SCPAssociation:
                 implementation_class_uid=IMPLEMENTATION_CLASS_UID,
                 implementation_version_name=IMPLEMENTATION_VERSION_NAME,
                 role_selections=list(role_answers.values()),
+                async_ops_window=_granted_window(rq.user_info.async_ops_window),
             ),
         )
         self.link.conn.accept(ac)
@@ -411,6 +413,21 @@ class SCPAssociation:
     def _fail_pending(self, exc: BaseException) -> None:
         for channel in self._pending.values():
             channel.fail(exc)
+
+
+MAX_OPERATIONS_PERFORMED = 16
+
+
+def _granted_window(asked: AsyncOperationsWindow | None) -> AsyncOperationsWindow | None:
+    """Requests run as concurrent tasks, so we grant what the peer asks, up to 16 each way."""
+    if asked is None:
+        return None
+    limit = MAX_OPERATIONS_PERFORMED
+    invoked = min(asked.max_invoked or limit, limit)
+    performed = min(asked.max_performed or limit, limit)
+    if invoked == performed == 1:
+        return None  # the default; no item needed
+    return AsyncOperationsWindow(invoked, performed)
 
 
 _RESPONSE_TYPES: dict[type, type[c.CFindRSP | c.CMoveRSP | c.CGetRSP]] = {
