@@ -576,17 +576,18 @@ def svg_chart(rows: list[dict[str, Any]]) -> str:
     data = [r for r in rows if r["concurrency"] == 16 and r["orthanc_rps"] is not None]
     width, bar_h, gap, left = 760, 16, 14, 170
     height = 40 + len(data) * (2 * bar_h + gap) + 30
-    top = max(max(r["ours_rps"], r["orthanc_rps"]) for r in data) or 1
-    scale = (width - left - 90) / top
+    span = width - left - 90
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
         '<text x="10" y="20" font-size="14" font-weight="bold">Requests/s at concurrency 16: '
-        "harmony-dimse gateway vs Orthanc REST (same Orthanc PACS)</text>",
+        "harmony-dimse gateway vs Orthanc REST (same Orthanc PACS; bars scaled per operation)"
+        "</text>",
     ]
     y = 40
     for r in data:
+        scale = span / (max(r["ours_rps"], r["orthanc_rps"]) or 1)
         out.append(f'<text x="10" y="{y + bar_h + 4}">{r["operation"]}</text>')
         for value, color, label in (
             (r["ours_rps"], "#2b7bb9", "harmony-dimse"),
