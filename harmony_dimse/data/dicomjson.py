@@ -22,6 +22,8 @@ import msgspec
 from pydicom import charset as pydicom_charset
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 
+from harmony_dimse.data.encoding import LONG_HEADER_VRS
+
 __all__ = [
     "KNOWN_DIFFERENCES_FROM_PYDICOM",
     "DicomJSONError",
@@ -61,10 +63,7 @@ _TAG_AND_LONG_LENGTH = struct.Struct("<HHI")
 _EXPLICIT_SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_LENGTH = struct.Struct("<I")
 
-# Explicit VRs whose header has two reserved bytes and a 32-bit length (PS3.5 7.1.2).
-_LONG_HEADER_VRS: Final = frozenset(
-    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
-)
+_LONG_HEADER_VRS: Final = LONG_HEADER_VRS
 _ALL_VRS: Final = frozenset(
     {
         "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",

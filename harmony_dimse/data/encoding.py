@@ -15,6 +15,8 @@ __all__ = [
     "EXPLICIT_VR_BIG_ENDIAN",
     "EXPLICIT_VR_LITTLE_ENDIAN",
     "IMPLICIT_VR_LITTLE_ENDIAN",
+    "LONG_HEADER_VRS",
+    "LONG_HEADER_VR_BYTES",
     "DatasetEncoding",
     "dataset_encoding",
     "write_dataset_bytes",
@@ -70,3 +72,10 @@ def write_dataset_bytes(dataset: Dataset, transfer_syntax: str) -> bytes:
         compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
         encoded = compressor.compress(encoded) + compressor.flush()
     return encoded
+
+
+# Explicit VRs whose header has two reserved bytes and a 32-bit length (PS3.5 7.1.2).
+LONG_HEADER_VRS: Final = frozenset(
+    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+)
+LONG_HEADER_VR_BYTES: Final = frozenset(vr.encode("ascii") for vr in LONG_HEADER_VRS)

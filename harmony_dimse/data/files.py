@@ -27,6 +27,7 @@ from harmony_dimse.data.encoding import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
+    LONG_HEADER_VR_BYTES,
     dataset_encoding,
     write_dataset_bytes,
 )
@@ -44,9 +45,7 @@ __all__ = [
 _PREAMBLE: Final = bytes(128)
 _PREFIX: Final = b"DICM"
 _FILE_META_VERSION: Final = b"\x00\x01"
-_LONG_HEADER_VRS: Final = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
+_LONG_HEADER_VRS: Final = LONG_HEADER_VR_BYTES
 _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_LENGTH = struct.Struct("<I")
 _SHORT_LENGTH = struct.Struct("<H")
