@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,72 +38,114 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection."""
+class Client(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, as an asyncio Protocol with a small response parser,
+    so the load generator spends little CPU of its own on the shared machine."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._encoded: dict[tuple[str, str, bytes, tuple[tuple[str, str], ...]], bytes] = {}
 
-    async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+    # asyncio Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            parsed = self._parse()
+        except Exception as exc:
+            waiter.set_exception(exc)
+            return
+        if parsed is not None:
+            waiter.set_result(parsed)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError("server closed the connection"))
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        buf = self._buffer
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(buf[:end]).lower()
+        status = int(head[9:12])
+        start = end + 4
+        if b"transfer-encoding: chunked" in head:
+            parts, pos = [], start
+            while True:
+                line_end = buf.find(b"\r\n", pos)
+                if line_end < 0:
+                    return None
+                size = int(bytes(buf[pos:line_end]).split(b";")[0], 16)
+                if size == 0:
+                    if len(buf) < line_end + 4:
+                        return None
+                    consumed = line_end + 4
+                    break
+                if len(buf) < line_end + 2 + size + 2:
+                    return None
+                parts.append(bytes(buf[line_end + 2 : line_end + 2 + size]))
+                pos = line_end + 2 + size + 2
+            body = b"".join(parts)
+        else:
+            marker = head.find(b"content-length:")
+            length = 0
+            if marker >= 0:
+                line_end = head.find(b"\r\n", marker)
+                length = int(head[marker + 15 : line_end if line_end >= 0 else len(head)])
+            if len(buf) < start + length:
+                return None
+            body = bytes(buf[start : start + length])
+            consumed = start + length
+        del buf[:consumed]
+        if b"connection: close" in head and self.transport is not None:
+            self.transport.close()
+        return status, body
+
+    def _request_bytes(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+        key = (method, path, body, tuple(headers.items()))
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            lines = [
+                f"{method} {path} HTTP/1.1",
+                f"Host: {self.host}:{self.port}",
+                f"Content-Length: {len(body)}",
+                *(f"{k}: {v}" for k, v in headers.items()),
+            ]
+            encoded = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+            if len(self._encoded) < 4096:
+                self._encoded[key] = encoded
+        return encoded
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
     async def request(
         self, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, bytes]:
-        if self.writer is None:
-            await self.connect()
-        assert self.reader is not None and self.writer is not None
-        head = [
-            f"{method} {path} HTTP/1.1",
-            f"Host: {self.host}:{self.port}",
-            f"Content-Length: {len(body)}",
-        ]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split()[1])
-        length = None
-        chunked = False
-        close = False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding" and "chunked" in value.lower():
-                chunked = True
-            elif name == "connection" and "close" in value.lower():
-                close = True
-        if chunked:
-            parts = []
-            while True:
-                size = int((await self.reader.readline()).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readline()
-                    break
-                parts.append(await self.reader.readexactly(size))
-                await self.reader.readline()
-            data = b"".join(parts)
-        elif length is not None:
-            data = await self.reader.readexactly(length)
-        else:
-            data = await self.reader.read()
-            close = True
-        if close:
-            await self.close()
-            self.writer = None
-        return status, data
+        loop = asyncio.get_running_loop()
+        if self.transport is None:
+            self._buffer.clear()
+            await loop.create_connection(lambda: self, self.host, self.port)
+        assert self.transport is not None
+        self._waiter = loop.create_future()
+        self.transport.write(self._request_bytes(method, path, body, headers))
+        return await self._waiter
 
 
 async def run_load(
@@ -142,7 +185,6 @@ async def run_load(
                 if not result.first_error:
                     result.first_error = str(exc)
                 await client.close()
-                client.writer = None
 
     await asyncio.gather(*(worker(c) for c in clients))
     result.seconds = time.perf_counter() - t0

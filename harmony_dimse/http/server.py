@@ -334,7 +334,7 @@ class _HTTPConnection(asyncio.Protocol):
         if not body or head.method == "HEAD" or not status_allows_body(status):
             transport.write(head_bytes)
         elif len(body) <= _COPY_LIMIT:
-            transport.writelines((head_bytes, body))
+            transport.write(head_bytes + body)  # one small write is cheaper than writelines
         else:
             transport.write(head_bytes)
             transport.write(body)
