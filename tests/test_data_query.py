@@ -559,3 +559,15 @@ def test_encode_identifier_that_pydicom_cannot_write() -> None:
     with pytest.raises(QueryError) as caught:
         encode_identifier(ds, EXPLICIT)
     assert caught.value.field == "query"
+
+
+def test_deeply_nested_sequences_are_refused() -> None:
+    query: dict[str, object] = {"StudyInstanceUID": ""}
+    inner: dict[str, object] = query
+    for _ in range(300):
+        nested: dict[str, object] = {}
+        inner["ReferencedStudySequence"] = nested
+        inner = nested
+    with pytest.raises(QueryError) as err:
+        build_identifier(query, "STUDY")
+    assert "nested deeper than" in str(err.value)

@@ -341,7 +341,7 @@ MALFORMED = [
     (command(*ECHO_BODY)[:5], "truncated element header"),
     (command(*ECHO_BODY, group_length=10), "CommandGroupLength says 10"),
     (element(0x0000, b"\x00\x00") + b"".join(ECHO_BODY), "CommandGroupLength has value length 2"),
-    (command(*ECHO_BODY, element(0x0010, b"\x00\x00", group=0x0008)), "outside command group"),
+    (command(*ECHO_BODY) + struct.pack("<HHI", 0x0008, 0x0058, 10) + b"1.", "truncated"),
     (command(element(0x0002, b"1.2.3"), *ECHO_BODY[1:]), "odd value length 5"),
     (command(*ECHO_BODY, element(0x0110, us(2))), "appears twice"),
     (command(ECHO_BODY[0], element(0x0100, us(0x1234)), *ECHO_BODY[2:]), "unknown CommandField"),
@@ -435,3 +435,18 @@ def test_mutated_commands_raise_only_dimse_error(
         return
     # whatever decodes must encode again
     decode_command(encode_command(msg))
+
+
+def test_failed_sop_list_in_the_command_set_is_read_not_refused() -> None:
+    # Orthanc 1.10 puts (0008,0058) into the command set of C-GET responses
+    body = (
+        element(0x0002, b"1.2.840.10008.5.1.4.1.2.2.3\x00"),
+        element(0x0100, us(0x8010)),
+        element(0x0120, us(7)),
+        element(0x0800, us(NO_DATASET)),
+        element(0x0900, us(0xB000)),
+    )
+    raw = command(*body) + element(0x0058, b"1.2.3\\1.2.4\x00", group=0x0008)
+    msg = decode_command(raw)
+    assert msg.status == 0xB000  # type: ignore[union-attr]
+    assert msg.failed_sop_instances == ("1.2.3", "1.2.4")  # type: ignore[union-attr]

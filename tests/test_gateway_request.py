@@ -135,7 +135,7 @@ def test_patient_level_defaults_to_patient_root_but_an_explicit_model_wins() -> 
         (
             {"operation": "C-MOVE", "query": {"a": 1}, "destination": "A" * 17},
             "destination",
-            "1 to 16 characters",
+            "1 to 16 printable ASCII characters",
         ),
         ({"operation": "C-MOVE", "query": {"a": 1}, "destination": "A\\B"}, "destination", "AE"),
         ({"operation": "C-MOVE", "query": {"a": 1}, "destination": 7}, "destination", "AE"),
@@ -449,3 +449,22 @@ def test_status_json() -> None:
     }
     assert "error_comment" not in status_json(info, "")
     assert status_json(describe_status(0xFE00, "C-FIND"))["category"] == "cancel"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"\xff\xfe{}", "invalid JSON"),
+    ],
+)
+def test_hostile_json_is_a_400(body: bytes, words: str) -> None:
+    with pytest.raises(RequestError) as err:
+        parse_json_body(body)
+    assert err.value.field == "body" and words in err.value.reason
+
+
+def test_multipart_delimiter_without_line_break_is_a_400() -> None:
+    with pytest.raises(RequestError) as err:
+        split_multipart(b"--bX\r\n\r\ndata\r\n--b--\r\n", "b")
+    assert "not followed by a line break" in err.value.reason

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from harmony_dimse.net.contexts import COMMON_STORAGE_SOP_CLASSES
 from harmony_dimse.net.errors import AssociationAborted, DimseFailure
 from harmony_dimse.net.pool import AssociationPool, PoolTimeout
 from harmony_dimse.net.server import SCPHandlers, serve
+from harmony_dimse.pacs import PACS
 from tests.corpus import make_instance, write_corpus
 from tests.peers import OrthancPeer
 
@@ -171,5 +173,38 @@ async def test_async_operations_window_shares_one_association() -> None:
 
         await asyncio.gather(*(store() for _ in range(4)))
         assert peak == 4  # four C-STOREs outstanding at once on the one association
+        assert pool.opened == 1
+        await pool.close()
+
+
+async def test_concurrent_c_gets_on_a_shared_association_do_not_mix(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "c", [make_instance(p, 1, 1, i) for p in (1, 2) for i in range(1, 6)])
+    pacs = PACS(tmp_path / "p", host="127.0.0.1", port=0)
+    pacs.import_folder(tmp_path / "c")
+    async with pacs:
+        pool = AssociationPool(
+            "127.0.0.1",
+            pacs.port,
+            called_aet="HARMONY_PACS",
+            size=1,
+            async_ops=(4, 4),
+            get_storage_classes=COMMON_STORAGE_SOP_CLASSES,
+        )
+
+        async def get(p: int) -> list[str]:
+            study = str(make_instance(p, 1, 1, 1).StudyInstanceUID)
+            async with pool.acquire() as assoc:
+                got: list[str] = []
+                async for progress in assoc.get({"StudyInstanceUID": study}, level="STUDY"):
+                    got += [i.sop_instance_uid for i in progress.received]
+                return got
+
+        first, second = await asyncio.gather(get(1), get(2))
+        assert sorted(first) == sorted(
+            str(make_instance(1, 1, 1, i).SOPInstanceUID) for i in range(1, 6)
+        )
+        assert sorted(second) == sorted(
+            str(make_instance(2, 1, 1, i).SOPInstanceUID) for i in range(1, 6)
+        )
         assert pool.opened == 1
         await pool.close()

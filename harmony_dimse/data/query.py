@@ -131,6 +131,7 @@ class _Context:
     operation: str
     non_ascii_text: list[tuple[str, str]] = field(default_factory=list)
     query_level: str | None = None
+    depth: int = 0  # sequences entered so far
 
 
 def normalize_level(level: str, field_name: str = "level") -> str:
@@ -498,9 +499,22 @@ def _indexed(field_name: str, index: int, count: int) -> str:
     return f"{field_name}[{index}]" if count > 1 else field_name
 
 
+MAX_SEQUENCE_DEPTH = 8
+
+
 def _sequence_items(value: object, field_name: str, context: _Context) -> list[Dataset]:
     if value is None or value == "":
         return []
+    if context.depth >= MAX_SEQUENCE_DEPTH:
+        raise QueryError(field_name, f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
+    context.depth += 1
+    try:
+        return _sequence_datasets(value, field_name, context)
+    finally:
+        context.depth -= 1
+
+
+def _sequence_datasets(value: object, field_name: str, context: _Context) -> list[Dataset]:
     if isinstance(value, Mapping):
         return [_dataset(value, field_name, context)]
     if isinstance(value, list | tuple):

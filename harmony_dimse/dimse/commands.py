@@ -255,6 +255,8 @@ class _Response:
     offending_element: tuple[int, ...] | None = None  # tags as 0xGGGGEEEE
     error_id: int | None = None
     has_dataset: bool = False
+    # (0008,0058) when a peer puts it in the command set (Orthanc does); never encoded
+    failed_sop_instances: tuple[str, ...] = ()
 
     @classmethod
     def for_request(cls, request: _Request, status: int = 0x0000, **fields: Any) -> Self:
@@ -414,6 +416,7 @@ MESSAGE_TYPES: dict[int, type[DimseMessage]] = {
 
 # ----------------------------------------------------------------------------- encode / decode
 
+_FAILED_SOP_INSTANCE_UID_LIST = 0x00080058
 _GROUP_LENGTH_HEADER = _HEADER.pack(0x0000, 0x0000, 4)
 
 
@@ -455,12 +458,21 @@ def _element_problem(
     return f"element {tag} appears twice"
 
 
-def _split_elements(view: memoryview) -> tuple[dict[int, memoryview], int | None]:
-    """Element number -> value, and the number of bytes after the group length element, if any."""
+def _split_elements(
+    view: memoryview,
+) -> tuple[dict[int, memoryview], int | None, dict[int, memoryview]]:
+    """Element number -> value, the byte count of group 0000 after its group length element (if
+    any), and the elements of other groups (tag -> value).
+
+    Elements outside group 0000 do not belong in a command set, but Orthanc 1.10 puts the Failed
+    SOP Instance UID List (0008,0058) of C-GET responses there, so they are kept, not refused.
+    """
     values: dict[int, memoryview] = {}
+    foreign: dict[int, memoryview] = {}
     size = len(view)
     offset = 0
-    after_group_length: int | None = None
+    group_length_end: int | None = None
+    group_end = size
     unpack_header = _HEADER.unpack_from
     while offset < size:
         if size - offset < _HEADER_SIZE:
@@ -469,18 +481,24 @@ def _split_elements(view: memoryview) -> tuple[dict[int, memoryview], int | None
                 f"{size - offset} bytes left, {_HEADER_SIZE} needed"
             )
         group, element, length = unpack_header(view, offset)
-        if group != 0x0000:
-            raise DIMSEError(
-                f"element {_tag(group, element)} at offset {offset} is outside command group 0000"
-            )
+        start = offset
         offset += _HEADER_SIZE
+        if group != 0x0000:
+            if length > size - offset:
+                raise DIMSEError(_element_problem(group, element, length, size - offset, values))
+            if group_end == size:
+                group_end = start
+            foreign[group << 16 | element] = view[offset : offset + length]
+            offset += length
+            continue
         if length > size - offset or length & 1 or element in values:
             raise DIMSEError(_element_problem(group, element, length, size - offset, values))
         values[element] = view[offset : offset + length]
         offset += length
         if element == 0x0000:
-            after_group_length = size - offset
-    return values, after_group_length
+            group_length_end = offset
+    after_group_length = None if group_length_end is None else group_end - group_length_end
+    return values, after_group_length, foreign
 
 
 def decode_command(data: bytes | bytearray | memoryview) -> DimseMessage:
@@ -488,7 +506,7 @@ def decode_command(data: bytes | bytearray | memoryview) -> DimseMessage:
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
-    values, after_group_length = _split_elements(view)
+    values, after_group_length, foreign = _split_elements(view)
 
     if after_group_length is not None:
         raw_length = values[0x0000]
@@ -528,4 +546,9 @@ def decode_command(data: bytes | bytearray | memoryview) -> DimseMessage:
             kwargs[field.attribute] = _DECODERS[field.vr](raw)
         except DIMSEError as exc:
             raise DIMSEError(f"{cls.name}: {field.label}: {exc}") from None
-    return cls(**kwargs)
+    message = cls(**kwargs)
+    failed = foreign.get(_FAILED_SOP_INSTANCE_UID_LIST)
+    if failed is not None and isinstance(message, _Response):
+        uids = bytes(failed).decode("ascii", "replace").rstrip("\x00 ")
+        message.failed_sop_instances = tuple(u.strip("\x00 ") for u in uids.split("\\") if u)
+    return message

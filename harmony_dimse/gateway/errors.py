@@ -94,12 +94,15 @@ def error_response(exc: BaseException, backend: Any = None) -> tuple[int, dict[s
             or "Invalid Query: use DICOM keywords or gggg,eeee tags with values of their VR",
         }
     if isinstance(exc, PeerUnreachable):
+        refused = "refused" in exc.reason
         return 502, {
-            "error": "connection refused",
+            "error": "connection refused" if refused else "connection failed",
             "message": str(exc),
             **where,
             "hint": "Connection Refused: ensure the DICOM server is running on the configured"
-            " host/port",
+            " host/port"
+            if refused
+            else "check the backend's host and port and that this machine can reach them",
         }
     if isinstance(exc, AssociationRejected):
         return 502, {

@@ -41,7 +41,14 @@ def split_multipart(body: bytes, boundary: str) -> list[tuple[dict[str, str], by
     for piece in pieces:
         if piece.startswith(b"--"):
             return parts  # close delimiter; what follows is the epilogue
-        piece = piece[piece.index(b"\r\n") + 2 :]
+        line_end = piece.find(b"\r\n")
+        if line_end < 0 or piece[:line_end].strip(b" \t"):
+            raise RequestError(
+                "body",
+                f"multipart delimiter --{boundary} of part {len(parts) + 1} is not"
+                " followed by a line break",
+            )
+        piece = piece[line_end + 2 :]
         if piece.startswith(b"\r\n"):
             head, content = b"", piece[2:]
         else:

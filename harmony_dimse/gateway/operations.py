@@ -97,19 +97,28 @@ async def run_move(
             message_id, request_folder(storage, "move"), calling_aet=backend.local_aet
         )
     final: RetrieveProgress | None = None
+    error: str | None = None
     try:
         async with backend.association() as assoc:
             async for progress in assoc.move(
                 ds, destination, model=req.model, priority=req.priority, message_id=message_id
             ):
                 final = progress
+    except DimseFailure as exc:
+        # a failure status that still comes with counts: report what did arrive
+        arrived = target is not None and target.instances
+        if exc.progress is None or not (arrived or exc.progress.completed):
+            raise
+        final, error = exc.progress, str(exc)
     finally:
         if incoming is not None:
             incoming.done(message_id)
     assert final is not None
     out = {
         **_base(req, backend),
-        "success": final.status.category in ("success", "warning") and final.failed == 0,
+        "success": error is None
+        and final.status.category in ("success", "warning")
+        and final.failed == 0,
         "destination": destination,
         "level": str(ds.QueryRetrieveLevel),
         **_retrieve_json(final),
@@ -120,6 +129,8 @@ async def run_move(
         out["instances"] = [_instance_json(i, storage) for i in target.instances]
         if final.failed and not target.instances:
             out["hint"] = move_hint(backend, destination)
+    if error is not None:
+        out["error"] = error
     return out
 
 
@@ -140,26 +151,44 @@ async def run_get(backend: Backend, req: OperationRequest, storage: Path) -> dic
     folder = request_folder(storage, "get")
     received: list[ReceivedInstance] = []
     final: RetrieveProgress | None = None
-    async with backend.association(for_get=True) as assoc:
-        async for progress in assoc.get(ds, model=req.model, priority=req.priority, folder=folder):
-            received.extend(progress.received)
-            final = progress
+    error: str | None = None
+    try:
+        async with backend.association(for_get=True) as assoc:
+            async for progress in assoc.get(
+                ds, model=req.model, priority=req.priority, folder=folder
+            ):
+                received.extend(progress.received)
+                final = progress
+    except DimseFailure as exc:
+        # a failure status that still comes with counts: report what did arrive
+        if exc.progress is None or not (received or exc.progress.completed or exc.progress.failed):
+            raise
+        final = exc.progress
+        received.extend(final.received)
+        error = str(exc)
     assert final is not None
-    return {
+    body = {
         **_base(req, backend),
-        "success": final.status.category in ("success", "warning") and final.failed == 0,
+        "success": error is None
+        and final.status.category in ("success", "warning")
+        and final.failed == 0,
         "level": str(ds.QueryRetrieveLevel),
         **_retrieve_json(final),
         "folder": str(folder),
         "instances": [_instance_json(i, storage) for i in received],
     }
+    if error is not None:
+        body["error"] = error
+    return body
 
 
 async def stream_get(
     backend: Backend, req: OperationRequest, queue: asyncio.Queue[ReceivedInstance | None]
 ) -> RetrieveProgress:
-    """C-GET handing each instance to ``queue`` (bounded: a slow HTTP client slows the PACS)."""
-    ds = identifier_for(req)
+    """C-GET handing each instance to ``queue`` (bounded: a slow HTTP client slows the PACS).
+
+    Whatever happens, ``None`` ends the queue, unless the consumer itself is gone (cancelled).
+    """
     final: RetrieveProgress | None = None
 
     async def hand_over(inst: ReceivedInstance) -> int:
@@ -167,6 +196,7 @@ async def stream_get(
         return 0x0000
 
     try:
+        ds = identifier_for(req)
         async with backend.association(for_get=True) as assoc:
             async for progress in assoc.get(
                 ds, model=req.model, priority=req.priority, on_instance=hand_over

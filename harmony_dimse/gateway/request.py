@@ -58,6 +58,10 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         obj = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise RequestError("body", f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError("body", "JSON nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError("body", f"invalid JSON text: {exc}") from None
     if not isinstance(obj, dict):
         raise RequestError("body", f"must be a JSON object, got {_kind(obj)}")
     return obj
@@ -127,8 +131,17 @@ def parse_operation(obj: dict[str, Any], *, operation: str | None = None) -> Ope
     if dest is not None:
         if operation != "C-MOVE":
             raise RequestError("destination", "only C-MOVE takes a destination")
-        if not isinstance(dest, str) or not dest.strip() or len(dest.strip()) > 16 or "\\" in dest:
-            raise RequestError("destination", f"{dest!r} is not an AE title (1 to 16 characters)")
+        if (
+            not isinstance(dest, str)
+            or not dest.strip()
+            or len(dest.strip()) > 16
+            or "\\" in dest
+            or not dest.isascii()
+            or not dest.isprintable()
+        ):
+            raise RequestError(
+                "destination", f"{dest!r} is not an AE title (1 to 16 printable ASCII characters)"
+            )
         req.destination = dest.strip()
     limit = obj.get("limit")
     if limit is not None:

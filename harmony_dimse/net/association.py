@@ -7,6 +7,7 @@ import errno
 import itertools
 import logging
 import os
+import socket
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -171,8 +172,10 @@ class Association:
         host: str,
         port: int,
         dimse_timeout: float | None,
+        acse_timeout: float | None = None,
     ) -> None:
         self._link = link
+        self.acse_timeout = acse_timeout
         self._loop = link.loop
         self.host = host
         self.port = port
@@ -204,6 +207,7 @@ class Association:
         self._incoming: Channel | None = None  # receives C-STORE-RQs while a C-GET runs
         self._released: asyncio.Future[None] | None = None
         self._slots = asyncio.Semaphore(self.max_operations_invoked)
+        self._get_lock = asyncio.Lock()
         self.is_open = True
         link.on_message = self._on_message
         link.on_event = self._on_event
@@ -320,9 +324,20 @@ class Association:
         self._check_open()
         channel = Channel(self._loop)
         self._pending[command.message_id] = channel
-        self._link.send_message(context_id, command, dataset)
+        try:
+            self._link.send_message(context_id, command, dataset)
+        except BaseException:
+            del self._pending[command.message_id]  # nothing went out: no exchange to finish
+            raise
         if dataset is not None and len(dataset) > 65536:
-            await self._link.drain()
+            try:
+                async with asyncio.timeout(self.dimse_timeout):
+                    await self._link.drain()
+            except TimeoutError:
+                self.abort()
+                raise DicomTimeout(
+                    "dimse", self.dimse_timeout or 0, "the peer stopped reading what we send"
+                ) from None
         return command.message_id, channel
 
     async def _response(self, channel: Channel, what: str) -> ReceivedMessage:
@@ -510,7 +525,7 @@ class Association:
     ) -> None:
         info = progress.status
         if info.category == "failure":
-            raise DimseFailure(
+            failure = DimseFailure(
                 operation,
                 info.code,
                 info.category,
@@ -518,6 +533,8 @@ class Association:
                 getattr(msg.command, "error_comment", None),
                 progress.failed_instances,
             )
+            failure.progress = progress  # the counts and instances that did arrive
+            raise failure
 
     async def get(
         self,
@@ -546,7 +563,8 @@ class Association:
         target = Path(folder) if folder is not None else None
         if target is not None:
             target.mkdir(parents=True, exist_ok=True)
-        async with self._slots:
+        # C-STOREs of a C-GET do not say which C-GET they serve: one C-GET at a time here
+        async with self._get_lock, self._slots:
             rq = c.CGetRQ(
                 message_id=self._new_message_id(),
                 affected_sop_class_uid=ctx.abstract_syntax,
@@ -592,20 +610,24 @@ class Association:
             msg.dataset or b"",
             calling_aet=self.called_aet,
         )
-        status = 0x0000
+        status = 0xA700  # unless the instance is taken: cancelled or failed, the peer hears so
         try:
             if folder is not None:
                 inst.path = await write_instance(folder, inst)
+            status = 0x0000
             if on_instance is not None:
                 result = on_instance(inst)
                 if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                     result = await result
                 if isinstance(result, int):
                     status = result
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a UID that cannot name a file
             log.error("C-GET: could not store %s: %s", inst.sop_instance_uid, exc)
-            status = 0xA700
-        self._link.send_message(msg.context_id, _store_rsp(cmd, status), None)
+            status = 0xA700 if isinstance(exc, OSError) else 0xC000
+        finally:
+            # always answer, even when cancelled, or the peer waits for this C-STORE-RSP
+            if self.is_open:
+                self._link.send_message(msg.context_id, _store_rsp(cmd, status), None)
         return inst
 
     # ------------------------------------------------------------------ C-STORE
@@ -662,7 +684,7 @@ class Association:
             return
         self._link.flush()
         try:
-            async with asyncio.timeout(timeout or self.dimse_timeout or 30):
+            async with asyncio.timeout(timeout or self.acse_timeout or 30):
                 await self._released
                 await self._link.closed
         except TimeoutError:
@@ -766,7 +788,16 @@ async def associate(
     except BaseException:
         link.abort()
         raise
-    return Association(link, ac, rq, contexts, host=host, port=port, dimse_timeout=dimse_timeout)
+    return Association(
+        link,
+        ac,
+        rq,
+        contexts,
+        host=host,
+        port=port,
+        dimse_timeout=dimse_timeout,
+        acse_timeout=acse_timeout,
+    )
 
 
 @asynccontextmanager
@@ -796,9 +827,11 @@ async def connect(host: str, port: int, **kwargs: Any) -> AsyncIterator[Associat
 def _os_reason(exc: OSError) -> str:
     if exc.errno == errno.ECONNREFUSED:
         return "connection refused (nothing listens there: is the PACS running?)"
-    if exc.errno:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({exc.strerror or exc})"
+    if exc.errno and exc.errno > 0:
         return os.strerror(exc.errno).lower()
-    return str(exc)
+    return str(exc.strerror or exc)
 
 
 def _unique_roles(roles: list[RoleSelection]) -> list[RoleSelection]:
@@ -851,9 +884,11 @@ def _instance_payload(
 
 
 def _failed_uids(msg: ReceivedMessage, transfer_syntax: str) -> list[str]:
-    """The Failed SOP Instance UID List of a final response, read in the context's syntax."""
+    """The Failed SOP Instance UID List of a final response, read in the context's syntax
+    (or from the command set, where Orthanc puts it)."""
+    from_command = list(getattr(msg.command, "failed_sop_instances", ()))
     if not msg.dataset:
-        return []
+        return from_command
     try:
         value = decode_dataset(msg.dataset, transfer_syntax).get("FailedSOPInstanceUIDList")
     except Exception:  # a malformed list must not hide the status itself

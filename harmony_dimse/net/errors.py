@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..ul.pdu import ABORT_REASONS, ABORT_SOURCES, AbortSource, AssociateRJ
 
 
@@ -93,6 +95,7 @@ class DimseFailure(DicomError):
         self.meaning = meaning
         self.error_comment = error_comment
         self.failed_instances = failed_instances or []
+        self.progress: Any = None  # C-MOVE/C-GET: the final RetrieveProgress, counts included
 
 
 class ProtocolError(DicomError):

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from ..dimse.commands import DIMSEError, encode_command
 from ..dimse.fragments import MessageAssembler, ReceivedMessage, fragment
-from ..ul.connection import Aborted, Connection, DataReceived
+from ..ul.connection import Aborted, Connection, DataReceived, StateError
 from ..ul.pdu import AbortReason, AbortSource
 from .errors import AssociationAborted, DicomTimeout
 
@@ -245,7 +245,7 @@ class DimseLink(asyncio.Protocol):
             cmd = encode_command(command)
             for pdata in fragment(context_id, cmd, dataset, self.conn.max_send_pdu):
                 self.conn.send_pdata(pdata.pdvs)
-        except ValueError as exc:  # StateError: the association is gone
+        except StateError as exc:  # the association is gone
             raise self.gone_error() from exc
         self.messages_sent += 1
         self.flush()

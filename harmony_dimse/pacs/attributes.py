@@ -304,13 +304,12 @@ def _header(buf: bytes, pos: int, implicit: bool) -> tuple[int, str | None, int,
 
 
 def _top_level(buf: bytes, implicit: bool) -> Iterator[tuple[int, str | None, int, int, int]]:
-    """(tag, explicit VR, element start, value start, value end) of each top-level element."""
+    """(tag, explicit VR, element start, value start, value end) of each top-level element
+    before Pixel Data; the elements from Pixel Data on are only checked for truncation."""
     pos = 0
     size = len(buf)
     while pos + 8 <= size:
         tag, vr, value_start, length = _header(buf, pos, implicit)
-        if tag >= PIXEL_DATA:
-            return
         if length == _UNDEFINED:
             value_end = _end_of_items(buf, value_start, implicit or vr == "UN")
         else:
@@ -320,8 +319,11 @@ def _top_level(buf: bytes, implicit: bool) -> Iterator[tuple[int, str | None, in
                     f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is truncated: "
                     f"{length} bytes announced, {size - value_start} left"
                 )
-        yield tag, vr, pos, value_start, value_end
+        if tag < PIXEL_DATA:
+            yield tag, vr, pos, value_start, value_end
         pos = value_end
+    if pos != size:
+        raise InstanceError(f"data set ends inside an element header at offset {pos}")
 
 
 def _transcode_element(element: bytes, from_implicit: bool) -> bytes:
