@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import struct
 import zlib
 from typing import Final, NamedTuple
 
 from pydicom import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
+from pydicom.valuerep import PersonName
 
 __all__ = [
     "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
@@ -63,6 +66,10 @@ def dataset_encoding(transfer_syntax: str) -> DatasetEncoding:
 def write_dataset_bytes(dataset: Dataset, transfer_syntax: str) -> bytes:
     """Encode ``dataset`` (without file meta) as ``transfer_syntax`` prescribes."""
     implicit_vr, little_endian, deflated, _ = dataset_encoding(transfer_syntax)
+    if little_endian and not deflated:
+        simple = encode_text_dataset(dataset, implicit_vr)
+        if simple is not None:
+            return simple
     buffer = DicomBytesIO()
     buffer.is_implicit_VR = implicit_vr
     buffer.is_little_endian = little_endian
@@ -79,3 +86,67 @@ LONG_HEADER_VRS: Final = frozenset(
     {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 )
 LONG_HEADER_VR_BYTES: Final = frozenset(vr.encode("ascii") for vr in LONG_HEADER_VRS)
+
+
+# ---- the fast path for identifiers: text elements only, little endian, written directly ----
+
+_TEXT_VRS: Final = frozenset(
+    {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+)
+_NUMBER_TEXT_VRS: Final = frozenset({"IS", "DS"})
+_CHARSET_VRS: Final = frozenset({"PN", "LO", "LT", "SH", "ST", "UC", "UT"})
+_CODECS: Final = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+_IMPLICIT_HEADER: Final = struct.Struct("<HHI")
+_EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
+_EXPLICIT_LONG: Final = struct.Struct("<HH2s2xI")
+_LONG_TEXT_VRS: Final = frozenset({"UC", "UR", "UT"})
+
+
+def encode_text_dataset(dataset: Dataset, implicit_vr: bool) -> bytes | None:
+    """``dataset`` in little endian when it holds only text elements (a typical C-FIND
+    identifier), without pydicom's writer; None when anything else is in it, so the caller
+    falls back to pydicom. The bytes are what pydicom writes for the same data set."""
+    charset = dataset.get("SpecificCharacterSet", "")
+    if not isinstance(charset, str):
+        return None  # several character sets: leave it to pydicom
+    codec = _CODECS.get(charset.strip())
+    if codec is None:
+        return None
+    parts: list[bytes] = []
+    for element in dataset:
+        vr = element.VR
+        value = element.value
+        if element.tag >> 16 == 0x0002:
+            return None
+        if vr in _NUMBER_TEXT_VRS and (value is None or value == ""):
+            raw = b""  # an IS/DS return key; a value goes through pydicom's number formatting
+        elif vr not in _TEXT_VRS:
+            return None
+        elif value is None or value == "":
+            raw = b""
+        else:
+            if isinstance(value, str | PersonName):
+                text = str(value)
+            elif isinstance(value, MultiValue) and all(
+                isinstance(v, str | PersonName) for v in value
+            ):
+                text = "\\".join(str(v) for v in value)
+            else:
+                return None
+            try:
+                raw = text.encode(codec if vr in _CHARSET_VRS else "ascii")
+            except UnicodeEncodeError:
+                return None
+            if len(raw) & 1:
+                raw += b"\x00" if vr == "UI" else b" "
+        group, number = element.tag >> 16, element.tag & 0xFFFF
+        if implicit_vr:
+            parts.append(_IMPLICIT_HEADER.pack(group, number, len(raw)))
+        elif vr in _LONG_TEXT_VRS:
+            parts.append(_EXPLICIT_LONG.pack(group, number, vr.encode(), len(raw)))
+        elif len(raw) > 0xFFFF:
+            return None
+        else:
+            parts.append(_EXPLICIT_SHORT.pack(group, number, vr.encode(), len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
