@@ -65,71 +65,46 @@ backend = "filesystem"
 [storage.options]
 path = "./storage"
 """)
-    (tmp / "pipelines" / "bench.toml").write_text(f"""
-[pipelines.orthanc]
-description = "gateway to Orthanc"
-networks = ["http_net"]
-endpoints = ["dicom"]
-backends = ["orthanc"]
-
-[pipelines.pacs]
-description = "gateway to the embedded PACS"
-networks = ["http_net"]
-endpoints = ["pacs"]
-backends = ["pacs"]
-
-[endpoints.pacs]
-service = "http"
-[endpoints.pacs.options]
-path_prefix = "/pacs-dicom"
-
-[backends.pacs]
-service = "dicom"
-[backends.pacs.options]
-aet = "HARMONY_PACS"
-host = "127.0.0.1"
-port = {pacs_port}
-local_aet = "HARMONY_SCU"
-incoming_store_port = {incoming_port}
-pool_size = {pool_size}
-
-[pipelines.store]
-description = "gateway to a storage SCP"
-networks = ["http_net"]
-endpoints = ["store"]
-backends = ["storescp"]
-
-[endpoints.dicom]
-service = "http"
-[endpoints.dicom.options]
-path_prefix = "/trigger-dicom"
-
-[endpoints.store]
-service = "http"
-[endpoints.store.options]
-path_prefix = "/store-dicom"
-
-[backends.orthanc]
-service = "dicom"
-[backends.orthanc.options]
-aet = "{orthanc.aet}"
-host = "127.0.0.1"
-port = {orthanc.dicom_port}
-local_aet = "HARMONY_SCU"
-incoming_store_port = {incoming_port}
-pool_size = {pool_size}
-
-[backends.storescp]
-service = "dicom"
-[backends.storescp.options]
-aet = "STORESCP"
-host = "127.0.0.1"
-port = {store_port}
-local_aet = "HARMONY_SCU"
-incoming_store_port = {incoming_port}
-pool_size = {pool_size}
-""")
+    routes = [
+        ("orthanc", "/trigger-dicom", orthanc.aet, orthanc.dicom_port),
+        ("pacs", "/pacs-dicom", "HARMONY_PACS", pacs_port),
+        ("storescp", "/store-dicom", "STORESCP", store_port),
+    ]
+    (tmp / "pipelines" / "bench.toml").write_text(
+        "".join(
+            pipeline_toml(name, prefix, aet, port, incoming_port, pool_size)
+            for name, prefix, aet, port in routes
+        )
+    )
     return tmp / "config.toml"
+
+
+def pipeline_toml(
+    name: str, prefix: str, aet: str, port: int, incoming_port: int, pool_size: int
+) -> str:
+    """One pipeline: an endpoint on ``prefix`` to a DICOM backend ``aet`` at 127.0.0.1:port."""
+    return f"""
+[pipelines.{name}]
+description = "gateway to {aet}"
+networks = ["http_net"]
+endpoints = ["{name}"]
+backends = ["{name}"]
+
+[endpoints.{name}]
+service = "http"
+[endpoints.{name}.options]
+path_prefix = "{prefix}"
+
+[backends.{name}]
+service = "dicom"
+[backends.{name}.options]
+aet = "{aet}"
+host = "127.0.0.1"
+port = {port}
+local_aet = "HARMONY_SCU"
+incoming_store_port = {incoming_port}
+pool_size = {pool_size}
+"""
 
 
 def start_pacs(tmp: Path, port: int) -> subprocess.Popen[bytes]:
