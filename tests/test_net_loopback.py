@@ -234,3 +234,15 @@ async def test_scp_drops_idle_associations() -> None:
         assert not assoc.is_open
         with pytest.raises(AssociationAborted):
             await assoc.echo()
+
+
+async def test_mapping_queries_are_checked_before_sending() -> None:
+    from harmony_dimse.data.query import QueryError
+
+    server = await serve("127.0.0.1", 0, ae_title="SCP")
+    async with server, connect("127.0.0.1", server.port, called_aet="SCP") as assoc:
+        with pytest.raises(QueryError) as err:
+            async for _ in assoc.find({"PatientNam": "DOE*"}, level="STUDY"):
+                pass
+        assert "PatientNam" in str(err.value)
+        assert (await assoc.echo()).code == 0  # nothing was sent; the association is fine

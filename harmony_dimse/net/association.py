@@ -27,6 +27,7 @@ from pydicom import Dataset
 from pydicom.filereader import read_dataset
 
 from ..data.files import encode_dataset, read_part10, write_part10_atomic
+from ..data.query import build_identifier
 from ..dimse import commands as c
 from ..dimse.fragments import ReceivedMessage
 from ..dimse.status import StatusInfo, describe_status
@@ -390,7 +391,7 @@ class Association:
         model = model.upper()
         if model not in QR_MODELS:
             raise ValueError(f"model must be STUDY or PATIENT, not {model!r}")
-        ds = _as_identifier(identifier, level)
+        ds = _as_identifier(identifier, level, model, operation)
         ctx = self.context_for(QR_MODELS[model][operation])
         return ctx, encode_dataset(ds, ctx.transfer_syntax)
 
@@ -841,13 +842,14 @@ def _unique_roles(roles: list[RoleSelection]) -> list[RoleSelection]:
     return list(seen.values())
 
 
-def _as_identifier(identifier: Dataset | Mapping[str, Any], level: str | None) -> Dataset:
-    if isinstance(identifier, Dataset):
-        ds = identifier
-    else:
-        ds = Dataset()
-        for key, value in identifier.items():
-            setattr(ds, key, "" if value is None else value)
+def _as_identifier(
+    identifier: Dataset | Mapping[str, Any], level: str | None, model: str, operation: str
+) -> Dataset:
+    """A Dataset as given (with its level set), or a mapping of keywords/tags to values checked
+    and completed by ``data.query.build_identifier`` (QueryError names a bad key or value)."""
+    if not isinstance(identifier, Dataset):
+        return build_identifier(identifier, level, model=model, operation=operation)
+    ds = identifier
     if level is not None:
         level = level.upper()
         if level == "INSTANCE":
