@@ -7,6 +7,7 @@ C.4.1.1.4, C-MOVE C.4.2.1.5, C-GET C.4.3.1.4). Ranges such as A7xx or Cxxx are m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 StatusCategory = Literal["success", "pending", "cancel", "warning", "failure"]
@@ -177,5 +178,7 @@ class StatusInfo:
         return f"0x{self.code:04X} ({self.category}): {self.meaning}"
 
 
+@lru_cache(maxsize=4096)
 def describe_status(code: int, command: str | None = None) -> StatusInfo:
+    """Code, category and meaning (cached: a few codes are met over and over)."""
     return StatusInfo(code, status_category(code), status_meaning(code, command))

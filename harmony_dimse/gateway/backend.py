@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -53,25 +53,17 @@ class Backend:
             **extra,
         )
 
-    @asynccontextmanager
-    async def association(
+    def association(
         self, *, datasets: Sequence[bytes | Path] = (), for_get: bool = False
-    ) -> AsyncIterator[Association]:
+    ) -> AbstractAsyncContextManager[Association]:
         """An association for one request: pooled, or for C-STORE a fresh one."""
         if datasets:
-            async with connect(
-                self.host, self.port, datasets=list(datasets), **self._kwargs()
-            ) as assoc:
-                yield assoc
-            return
+            return connect(self.host, self.port, datasets=list(datasets), **self._kwargs())
         if for_get:
             if self._get_pool is None:
                 self._get_pool = self._pool(get_storage_classes=COMMON_STORAGE_SOP_CLASSES)
-            pool = self._get_pool
-        else:
-            pool = self.pool
-        async with pool.acquire() as assoc:
-            yield assoc
+            return self._get_pool.acquire()
+        return self.pool.acquire()
 
     async def close(self) -> None:
         """Release the pooled associations (A-RELEASE)."""

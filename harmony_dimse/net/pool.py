@@ -9,10 +9,9 @@ waits at most ``wait_timeout`` seconds for a free association.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -174,22 +173,10 @@ class AssociationPool:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[Association]:
-        """An association for the duration of the block; a broken one is never reused."""
-        entry = await self._get()
-        broken = False
-        try:
-            yield entry.assoc
-        except asyncio.CancelledError:
-            # cancelled mid-operation: the association's state is unknown unless it finished
-            broken = entry.assoc.busy
-            raise
-        except BaseException:
-            broken = not entry.assoc.is_open or entry.assoc.busy
-            raise
-        finally:
-            self._put(entry, broken)
+    def acquire(self) -> Lease:
+        """``async with pool.acquire() as assoc:`` an association for the duration of the
+        block; a broken one is never reused."""
+        return Lease(self)
 
     async def run(self, operation: Callable[[Association], Awaitable[T]]) -> T:
         """Run ``operation`` on a pooled association; retried once on a fresh association when
@@ -238,3 +225,30 @@ class AssociationPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+
+class Lease:
+    """One use of a pooled association (an async context manager, light on the hot path)."""
+
+    __slots__ = ("_entry", "_pool")
+
+    def __init__(self, pool: AssociationPool) -> None:
+        self._pool = pool
+        self._entry: _Entry | None = None
+
+    async def __aenter__(self) -> Association:
+        self._entry = await self._pool._get()
+        return self._entry.assoc
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        entry = self._entry
+        assert entry is not None
+        broken = False
+        if kind is not None:
+            # cancelled or failed mid-operation: unusable if an exchange is unfinished
+            broken = entry.assoc.busy or (
+                not issubclass(kind, asyncio.CancelledError) and not entry.assoc.is_open
+            )
+        self._pool._put(entry, broken)
