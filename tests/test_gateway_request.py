@@ -21,6 +21,7 @@ from harmony_dimse.gateway.multipart import (
     content_type_params,
     new_boundary,
     part_header,
+    preferred,
     split_multipart,
 )
 from harmony_dimse.gateway.request import (
@@ -468,3 +469,25 @@ def test_multipart_delimiter_without_line_break_is_a_400() -> None:
     with pytest.raises(RequestError) as err:
         split_multipart(b"--bX\r\n\r\ndata\r\n--b--\r\n", "b")
     assert "not followed by a line break" in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("accept", "ndjson"),
+    [
+        ("application/x-ndjson", True),
+        ("application/json", False),
+        ("", False),
+        ("*/*", False),
+        ("application/json, application/x-ndjson;q=0.1", False),
+        ("application/json;q=0.5, application/x-ndjson", True),
+        ("application/*;q=0.2, application/x-ndjson;q=0.9", True),
+        ("application/x-ndjson;q=0", False),
+    ],
+)
+def test_accept_prefers_with_q_values(accept: str, ndjson: bool) -> None:
+    assert preferred(accept, "application/x-ndjson") is ndjson
+
+
+def test_accept_multipart_with_parameters() -> None:
+    assert preferred('multipart/related; type="application/dicom"', "multipart/related")
+    assert not preferred("application/json", "multipart/related")

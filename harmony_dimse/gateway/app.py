@@ -24,7 +24,14 @@ from .config import GatewayConfig
 from .errors import RequestError, error_response
 from .find import find_response
 from .incoming import IncomingStore
-from .multipart import closing, content_type_params, new_boundary, part_header, split_multipart
+from .multipart import (
+    closing,
+    content_type_params,
+    new_boundary,
+    part_header,
+    preferred,
+    split_multipart,
+)
 from .operations import move_hint, run_echo, run_get, run_move, run_store, stream_get
 from .request import OperationRequest, normalize_operation, parse_json_body, parse_operation
 
@@ -265,7 +272,7 @@ class Gateway:
             return json_response(200 if body["success"] else 502, body)
         if req.operation == "C-GET":
             accept = request.header("accept") or ""
-            if "multipart/related" in accept:
+            if preferred(accept, "multipart/related"):
                 return await self._stream_get(backend, req)
             body = await run_get(backend, req, self.storage)
             return json_response(200 if body["success"] else 502, body)

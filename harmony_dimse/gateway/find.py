@@ -21,6 +21,7 @@ from ..http.response import Response, StreamingResponse
 from ..net.contexts import IMPLICIT_VR_LE
 from .backend import Backend
 from .errors import error_response, status_json
+from .multipart import preferred
 from .operations import identifier_for
 from .request import OperationRequest
 
@@ -77,7 +78,7 @@ async def find_response(
     """Run the C-FIND; failures before the first match raise (so they get a proper status)."""
     ds = identifier_for(req)
     matches = match_bytes(backend, req, ds)
-    if NDJSON in accept:
+    if preferred(accept, NDJSON):
         try:
             first = await anext(matches)
         except StopAsyncIteration:

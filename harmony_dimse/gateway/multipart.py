@@ -89,3 +89,27 @@ def part_header(boundary: str, content_type: str, extra: dict[str, str] | None =
 
 def closing(boundary: str) -> bytes:
     return f"--{boundary}--\r\n".encode("latin-1")
+
+
+def preferred(accept: str, offered: str, default: str = "application/json") -> bool:
+    """Whether an ``Accept`` header prefers ``offered`` over ``default`` (q-values honoured;
+    ``*/*`` and ``type/*`` count for both)."""
+    want, other = _quality(accept, offered), _quality(accept, default)
+    return want > 0 and want > other
+
+
+def _quality(accept: str, media: str) -> float:
+    best, best_rank = 0.0, -1
+    kind = media.split("/", 1)[0]
+    for item in accept.split(","):
+        name, params = content_type_params(item)
+        rank = 2 if name == media else 1 if name == f"{kind}/*" else 0 if name == "*/*" else -1
+        if rank < 0 or rank < best_rank:
+            continue
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 0.0
+        if rank > best_rank or q > best:
+            best, best_rank = q, rank
+    return best
