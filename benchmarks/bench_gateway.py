@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_dimse import run_async, run_dcmtk
+from benchmarks.cpu import CPUMeter
 from benchmarks.loadgen import LoadResult, Step, run_load
 from harmony_dimse.gateway.multipart import closing, new_boundary, part_header
 from harmony_dimse.net.association import connect
@@ -189,8 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--svg", type=Path)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only this operation (repeatable)"
+    )
     args = parser.parse_args(argv)
     seconds = 1.0 if args.quick else 4.0
+
+    def selected(name: str) -> bool:
+        return not args.only or name in args.only
+
     patients, studies, series, instances = (6, 2, 3, 2) if args.quick else (50, 2, 3, 10)
     concurrencies = (1, 16)
     rows: list[dict[str, Any]] = []
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 orthanc,
                 store_port,
                 incoming_port,
-                8,
+                16,
                 pacs_port,
             )
             pacs = start_pacs(tmp, pacs_port)
@@ -341,11 +349,19 @@ def main(argv: list[str] | None = None) -> int:
                         http_port,
                     ),
                 ]
+                meter = CPUMeter(
+                    {"gateway": gateway.pid, "orthanc": orthanc.pid}, {"loadgen": os.getpid()}
+                )
                 for name, ours_job, orthanc_job, _ in ops:
+                    if not selected(name):
+                        continue
                     for conc in concurrencies:
+                        meter.start()
                         ours = run_async(
                             run_load(LOCAL, http_port, ours_job, concurrency=conc, seconds=seconds)
                         )
+                        ours_cpu = meter.stop()
+                        meter.start()
                         theirs = run_async(
                             run_load(
                                 LOCAL,
@@ -355,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                                 seconds=seconds,
                             )
                         )
-                        rows.append(_row(name, conc, ours, theirs))
+                        theirs_cpu = meter.stop()
+                        rows.append(_row(name, conc, ours, theirs, ours_cpu, theirs_cpu))
                         print(describe(rows[-1], ours, theirs), flush=True)
                 for name, body_json in (
                     ("C-ECHO (embedded PACS)", {"operation": "C-ECHO"}),
@@ -368,7 +385,13 @@ def main(argv: list[str] | None = None) -> int:
                         },
                     ),
                 ):
+                    if not selected(name):
+                        continue
+                    meter = CPUMeter(
+                        {"gateway": gateway.pid, "pacs": pacs.pid}, {"loadgen": os.getpid()}
+                    )
                     for conc in concurrencies:
+                        meter.start()
                         ours = run_async(
                             run_load(
                                 LOCAL,
@@ -378,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                                 seconds=seconds,
                             )
                         )
-                        rows.append(_row(name, conc, ours, None))
+                        rows.append(_row(name, conc, ours, None, meter.stop(), None))
                         print(describe(rows[-1], ours, None), flush=True)
                 n = 300 if args.quick else 2000
                 ceiling = {
@@ -433,8 +456,13 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 added = {}
                 for what, label in (("echo", "C-ECHO"), ("find", "C-FIND one study")):
+                    gw = next(
+                        (r for r in rows if r["operation"] == label and r["concurrency"] == 1),
+                        None,
+                    )
+                    if gw is None:
+                        continue
                     raw = run_async(raw_p50(orthanc.dicom_port, orthanc.aet, what, one_study))
-                    gw = next(r for r in rows if r["operation"] == label and r["concurrency"] == 1)
                     added[label] = gw["ours_p50_ms"] - raw * 1000
                     print(
                         f"{label}: raw DIMSE p50 {raw * 1000:.3f} ms; gateway adds "
@@ -468,10 +496,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _row(name: str, conc: int, ours: LoadResult, theirs: LoadResult | None) -> dict[str, Any]:
+def _row(
+    name: str,
+    conc: int,
+    ours: LoadResult,
+    theirs: LoadResult | None,
+    ours_cpu: dict[str, float],
+    theirs_cpu: dict[str, float] | None,
+) -> dict[str, Any]:
+    """One table row; ``*_cpu`` are the cores each process used during that side's run."""
     row: dict[str, Any] = {
         "operation": name,
         "concurrency": conc,
+        "ours_cpu": ours_cpu,
+        "orthanc_cpu": theirs_cpu,
         "ours_rps": ours.rate,
         "ours_p50_ms": ours.percentile(0.5) * 1000,
         "ours_p99_ms": ours.percentile(0.99) * 1000,
@@ -503,11 +541,18 @@ def describe(r: dict[str, Any], ours: LoadResult, theirs: LoadResult | None) -> 
             f" | Orthanc REST {r['orthanc_rps']:,.0f}/s p50 {r['orthanc_p50_ms']:.2f} ms"
             f" | ratio {_times(r['ratio'])}"
         )
+    text += "\n    cores used, ours: " + _cores(r["ours_cpu"])
+    if r["orthanc_cpu"]:
+        text += " | Orthanc REST: " + _cores(r["orthanc_cpu"])
     errors = ours.errors + (theirs.errors if theirs else 0)
     if errors:
         first = ours.first_error or (theirs.first_error if theirs else "")
         text += f" | errors: {errors}: {first}"
     return text
+
+
+def _cores(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name} {cores:.2f}" for name, cores in cpu.items())
 
 
 def _times(value: float | None) -> str:

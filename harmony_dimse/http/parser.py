@@ -84,6 +84,14 @@ _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 # Control bytes other than HTAB, plus any CR or LF that is not part of a CRLF pair.
 _BAD_HEAD_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+# A head with nothing to refuse: request line, then header fields of token names and values of
+# visible characters, spaces, tabs and obs-text (RFC 9110 section 5.5). Anything else goes through
+# the checks that name the problem.
+_WELL_FORMED_HEAD = re.compile(
+    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.([01])"
+    rb"((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)"
+)
+_FIELD = re.compile(r"\r\n([^:]+):[ \t]*([^\r]*?)[ \t]*(?=\r|\Z)")
 _BAD_LINE_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 _MAX_CHUNK_LINE = 4096
@@ -223,6 +231,23 @@ class RequestParser:
         return self._build_head(head)
 
     def _build_head(self, head: bytes) -> RequestHead:
+        fast = _WELL_FORMED_HEAD.fullmatch(head)
+        if fast is not None:
+            method = fast.group(1).decode("ascii")
+            raw_target = fast.group(2)
+            version = "HTTP/1.1" if fast.group(3) == b"1" else "HTTP/1.0"
+            headers = [
+                (name.lower(), value)
+                for name, value in _FIELD.findall(fast.group(4).decode("latin-1"))
+            ]
+            if len(headers) > self._limits.max_headers:
+                raise HTTPParseError(431, "too many request headers")
+        else:
+            method, raw_target, version, headers = self._check_head(head)
+        return self._frame(method, raw_target, version, headers)
+
+    def _check_head(self, head: bytes) -> tuple[str, bytes, str, list[tuple[str, str]]]:
+        """The request line and headers of a head the fast pattern refused, or the reason."""
         limits = self._limits
         if _BAD_HEAD_BYTES.search(head) is not None:
             raise HTTPParseError(400, "control character or bare CR/LF in request head")
@@ -245,15 +270,7 @@ class RequestParser:
             raise HTTPParseError(505, "HTTP version not supported")
         else:
             raise HTTPParseError(400, "malformed HTTP version")
-        method = raw_method.decode("ascii")
-        http11 = version == "HTTP/1.1"
-
         headers: list[tuple[str, str]] = []
-        content_length: int | None = None
-        codings: list[str] = []
-        connection_options: list[str] = []
-        expectation: str | None = None
-        hosts = 0
         for index in range(1, len(lines)):
             line = lines[index]
             colon = line.find(b":")
@@ -265,6 +282,20 @@ class RequestParser:
             name = raw_name.decode("ascii").lower()
             value = line[colon + 1 :].strip(b" \t").decode("latin-1")
             headers.append((name, value))
+        return raw_method.decode("ascii"), raw_target, version, headers
+
+    def _frame(
+        self, method: str, raw_target: bytes, version: str, headers: list[tuple[str, str]]
+    ) -> RequestHead:
+        """Decide the body framing and connection persistence from the framing headers."""
+        limits = self._limits
+        http11 = version == "HTTP/1.1"
+        content_length: int | None = None
+        codings: list[str] = []
+        connection_options: list[str] = []
+        expectation: str | None = None
+        hosts = 0
+        for name, value in headers:
             if name not in _FRAMING_HEADERS:
                 continue
             if name == "content-length":

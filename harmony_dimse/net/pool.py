@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class AssociationPool:
         self._kwargs = associate_kwargs
         self._entries: list[_Entry] = []
         self._opening = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[object]] = deque()
         self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
         self._background: set[asyncio.Future[None]] = set()
@@ -106,7 +107,7 @@ class AssociationPool:
 
     async def _get(self) -> _Entry:
         # Single-threaded asyncio: the bookkeeping needs no lock, only waiting needs a future.
-        loop = asyncio.get_running_loop()
+        # (asyncio.get_running_loop() costs a getpid() system call: not on the fast path.)
         deadline: float | None = None
         while True:
             if self._closed:
@@ -120,21 +121,24 @@ class AssociationPool:
             if len(self._entries) + self._opening < self.size:
                 break
             if deadline is None:
-                deadline = loop.time() + self.wait_timeout
-            remaining = deadline - loop.time()
+                deadline = time.monotonic() + self.wait_timeout
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PoolTimeout(self.peer, self.wait_timeout, self.size)
-            waiter: asyncio.Future[None] = loop.create_future()
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[object] = loop.create_future()
             self._waiters.append(waiter)
+            expiry = loop.call_later(remaining, _expire_waiter, waiter)
             try:
-                async with asyncio.timeout(remaining):
-                    await waiter
-            except TimeoutError:
-                raise PoolTimeout(self.peer, self.wait_timeout, self.size) from None
+                await waiter
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # we were woken but leave: pass the turn on
                 raise
+            finally:
+                expiry.cancel()
+            if waiter.result() is _EXPIRED:
+                raise PoolTimeout(self.peer, self.wait_timeout, self.size)
         self._opening += 1
         try:
             assoc = await associate(self.host, self.port, **self._kwargs)
@@ -157,7 +161,7 @@ class AssociationPool:
     def _put(self, entry: _Entry, broken: bool) -> None:
         entry.users -= 1
         entry.operations += 1
-        entry.last_used = asyncio.get_running_loop().time()
+        entry.last_used = time.monotonic()
         if broken and entry.assoc.is_open:
             entry.assoc.abort()
         retire = not entry.assoc.is_open or entry.operations >= self.max_operations or self._closed
@@ -201,7 +205,7 @@ class AssociationPool:
 
     def _reap(self) -> None:
         self._reaper = None
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         for entry in list(self._entries):
             if entry.users == 0 and now - entry.last_used >= self.idle_timeout:
                 self._entries.remove(entry)
@@ -225,6 +229,14 @@ class AssociationPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+
+_EXPIRED = object()
+
+
+def _expire_waiter(waiter: asyncio.Future[object]) -> None:
+    if not waiter.done():
+        waiter.set_result(_EXPIRED)
 
 
 class Lease:
