@@ -588,7 +588,28 @@ def markdown(rows: list[dict[str, Any]], added: dict[str, float]) -> str:
         lines.append(
             f"p50 latency the gateway adds to a raw {label} on a pooled association: {ms:.3f} ms"
         )
+    lines += [
+        "",
+        "CPU cores each process used during the concurrency-16 runs (2 cores in all):",
+        "",
+        "| operation | ours: gateway | ours: PACS | ours: load generator"
+        " | REST: Orthanc | REST: load generator |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if r["concurrency"] != 16:
+            continue
+        ours, theirs = r["ours_cpu"], r["orthanc_cpu"] or {}
+        pacs = ours.get("orthanc", ours.get("pacs", 0.0))
+        lines.append(
+            f"| {r['operation']} | {ours['gateway']:.2f} | {pacs:.2f} | {ours['loadgen']:.2f}"
+            f" | {_cores_or_dash(theirs, 'orthanc')} | {_cores_or_dash(theirs, 'loadgen')} |"
+        )
     return "\n".join(lines)
+
+
+def _cores_or_dash(cpu: dict[str, float], name: str) -> str:
+    return f"{cpu[name]:.2f}" if name in cpu else "-"
 
 
 def svg_chart(rows: list[dict[str, Any]]) -> str:

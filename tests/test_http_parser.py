@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -45,9 +47,12 @@ def parse_in_pieces(pieces: list[bytes], limits: HTTPLimits | None = None) -> li
     return events
 
 
-def requests_of(events: list[ParserEvent]) -> list[tuple[RequestHead, bytes]]:
+WholeRequest = tuple[RequestHead, bytes]
+
+
+def requests_of(events: list[ParserEvent]) -> list[WholeRequest]:
     """Group events into (head, whole body) per complete request."""
-    done: list[tuple[RequestHead, bytes]] = []
+    done: list[WholeRequest] = []
     head: RequestHead | None = None
     body = bytearray()
     for event in events:
@@ -64,10 +69,51 @@ def requests_of(events: list[ParserEvent]) -> list[tuple[RequestHead, bytes]]:
     return done
 
 
+def read_requests(parser: RequestParser, pending: list[RequestHead | bytes]) -> list[WholeRequest]:
+    """Whole requests read the way the server reads them: `next_request()` between requests,
+    events inside one. `pending` holds the head and body so far of a request still incomplete."""
+    done: list[WholeRequest] = []
+    while True:
+        if not pending:
+            found = parser.next_request()
+            if found is None:
+                return done
+            head, body = found
+            if body is not None:
+                done.append((head, body))
+                continue
+            pending[:] = [head, b""]
+        event = parser.next_event()
+        if event is NEED_DATA:
+            return done
+        head, body = pending
+        assert isinstance(head, RequestHead) and isinstance(body, bytes)
+        if event is END:
+            done.append((head, body))
+            pending.clear()
+        else:
+            assert isinstance(event, BodyChunk)
+            pending[1] = body + event.data
+
+
+def requests_in_pieces(pieces: list[bytes], limits: HTTPLimits | None = None) -> list[WholeRequest]:
+    parser = RequestParser(limits)
+    pending: list[RequestHead | bytes] = []
+    done: list[WholeRequest] = []
+    for piece in pieces:
+        parser.feed(piece)
+        done.extend(read_requests(parser, pending))
+    return done
+
+
 def status_of(data: bytes, limits: HTTPLimits | None = None) -> int:
-    with pytest.raises(HTTPParseError) as info:
+    """The status of the error, the same whether read by events or by `next_request()`."""
+    with pytest.raises(HTTPParseError) as by_events:
         parse(data, limits)
-    return info.value.status
+    with pytest.raises(HTTPParseError) as by_requests:
+        requests_in_pieces([data], limits)
+    assert by_requests.value.status == by_events.value.status
+    return by_events.value.status
 
 
 def test_simple_get() -> None:
@@ -350,6 +396,118 @@ def test_waits_for_more_data_without_error() -> None:
     assert parser.next_event() is NEED_DATA
 
 
+POST_23 = b'POST /q HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\n\r\n{"query":"x","limit":1}'
+
+
+def test_next_request_gives_a_whole_request_in_one_step() -> None:
+    parser = RequestParser()
+    parser.feed(POST_23)
+    found = parser.next_request()
+    assert found is not None
+    head, body = found
+    assert (head.method, head.target, head.content_length) == ("POST", "/q", 23)
+    assert body == b'{"query":"x","limit":1}'
+    assert parser.between_requests and not parser.buffered
+    assert parser.next_request() is None
+    assert parser.next_event() is NEED_DATA
+
+
+def test_next_request_without_body() -> None:
+    parser = RequestParser()
+    parser.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b")
+    found = parser.next_request()
+    assert found is not None and found[0].target == "/a" and found[1] == b""
+    assert parser.between_requests and parser.buffered == 6
+    assert parser.next_request() is None
+
+
+def test_next_request_two_pipelined_requests_in_one_feed() -> None:
+    parser = RequestParser()
+    parser.feed(POST_23 + POST_23.replace(b"/q", b"/r"))
+    first, second = parser.next_request(), parser.next_request()
+    assert first is not None and second is not None
+    assert [(head.target, body) for head, body in (first, second)] == [
+        ("/q", b'{"query":"x","limit":1}'),
+        ("/r", b'{"query":"x","limit":1}'),
+    ]
+    assert parser.next_request() is None and not parser.buffered
+
+
+def test_next_request_head_complete_body_not_yet() -> None:
+    parser = RequestParser()
+    parser.feed(POST_23[:-23])
+    found = parser.next_request()
+    assert found is not None and found[1] is None
+    assert not parser.between_requests
+    assert parser.next_event() is NEED_DATA
+    parser.feed(POST_23[-23:])
+    assert drain(parser) == [BodyChunk(b'{"query":"x","limit":1}'), END]
+    assert parser.between_requests
+
+
+def test_next_request_body_split_across_feeds() -> None:
+    parser = RequestParser()
+    parser.feed(POST_23[:-10])
+    found = parser.next_request()
+    assert found is not None and found[1] is None
+    assert drain(parser) == [BodyChunk(b'{"query":"x",')]
+    parser.feed(POST_23[-10:] + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert parser.next_event() == BodyChunk(b'"limit":1}')
+    assert parser.next_event() is END
+    found = parser.next_request()
+    assert found is not None and found[0].method == "GET" and found[1] == b""
+
+
+def test_next_request_incomplete_head_waits() -> None:
+    parser = RequestParser()
+    for piece in (b"POST /q HTTP/1.1\r\nHo", b"st: x\r\nContent-Length: 23\r\n\r"):
+        parser.feed(piece)
+        assert parser.next_request() is None
+        assert parser.between_requests
+    parser.feed(b'\n{"query":"x","limit":1}')
+    found = parser.next_request()
+    assert found is not None and found[1] == b'{"query":"x","limit":1}'
+
+
+def test_next_request_leaves_a_chunked_body_to_the_events() -> None:
+    parser = RequestParser()
+    parser.feed(
+        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+    )
+    found = parser.next_request()
+    assert found is not None and found[0].chunked and found[1] is None
+    assert drain(parser) == [BodyChunk(b"hi"), END]
+    assert parser.between_requests
+
+
+def test_next_request_after_failure_and_inside_a_request() -> None:
+    parser = RequestParser()
+    parser.feed(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+    assert parser.next_request() is not None
+    with pytest.raises(RuntimeError):
+        parser.next_request()
+    parser = RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with pytest.raises(HTTPParseError) as first:
+        parser.next_request()
+    assert first.value.status == 411 and not parser.buffered
+    parser.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with pytest.raises(HTTPParseError) as again:
+        parser.next_request()
+    assert again.value is first.value
+    with pytest.raises(HTTPParseError):
+        parser.next_event()
+
+
+def test_long_blank_runs_in_a_header_value_parse_in_linear_time() -> None:
+    blanks = b" \t" * 15000
+    raw = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a" + blanks + b"b\r\nX-B:" + blanks + b"\r\n\r\n"
+    started = time.perf_counter()
+    [(head, _)] = requests_of(parse(raw, HTTPLimits(max_header_bytes=65536)))
+    assert time.perf_counter() - started < 1.0  # quadratic matching took seconds
+    assert head.headers[1:] == [("x-a", "a" + blanks.decode() + "b"), ("x-b", "")]
+
+
 SAMPLE = (
     b"GET /a?b=c HTTP/1.1\r\nHost: example\r\nAccept: application/json\r\n\r\n"
     b'POST /find HTTP/1.1\r\nHost: example\r\nContent-Length: 13\r\n\r\n{"q": "abc"}\n'
@@ -366,6 +524,7 @@ def test_any_split_gives_the_same_requests(cuts: list[int]) -> None:
     pieces = [SAMPLE[start:stop] for start, stop in itertools.pairwise(edges)]
     requests = requests_of(parse_in_pieces(pieces))
     assert requests == requests_of(parse(SAMPLE))
+    assert requests_in_pieces(pieces) == requests
     assert [(head.target, body) for head, body in requests] == [
         ("/a?b=c", b""),
         ("/find", b'{"q": "abc"}\n'),
@@ -385,6 +544,33 @@ def _mutations() -> st.SearchStrategy[bytes]:
     return st.tuples(st.integers(0, len(SAMPLE)), st.integers(0, 8), st.binary(max_size=12)).map(
         mutate
     )
+
+
+def _events_in_pieces(pieces: list[bytes], limits: HTTPLimits | None) -> list[WholeRequest]:
+    return requests_of(parse_in_pieces(pieces, limits))
+
+
+def _outcome(
+    read: Callable[[list[bytes], HTTPLimits | None], list[WholeRequest]],
+    pieces: list[bytes],
+    limits: HTTPLimits | None,
+) -> list[WholeRequest] | int:
+    """The requests read, or the status of the error that stopped the reading."""
+    try:
+        return read(pieces, limits)
+    except HTTPParseError as exc:
+        return exc.status
+
+
+@pytest.mark.parametrize("limits", [None, SMALL])
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), _mutations()), st.integers(0, 400))
+def test_next_request_reads_what_the_events_read(
+    limits: HTTPLimits | None, data: bytes, cut: int
+) -> None:
+    pieces = [data[:cut], data[cut:]]
+    by_requests = _outcome(requests_in_pieces, pieces, limits)
+    assert by_requests == _outcome(_events_in_pieces, pieces, limits)
 
 
 @settings(max_examples=300, deadline=None)

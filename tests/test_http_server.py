@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from harmony_dimse.http import (
     StreamingResponse,
     start_http_server,
 )
+from harmony_dimse.http.response import encode_head
 
 Scenario = Callable[[], Awaitable[None]]
 Run = Callable[[Scenario], None]
@@ -288,6 +290,50 @@ def test_chunked_request_body_sent_in_pieces(run: Run) -> None:
     run(scenario)
 
 
+def test_content_length_bodies_whole_split_and_pipelined(run: Run) -> None:
+    async def scenario() -> None:
+        async with serving(echo) as server:
+            client = await Client.connect(server)
+            post = b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+            client.send(post + b"0123456789")
+            assert json.loads((await client.response()).body)["body"] == "0123456789"
+            client.send(post)
+            await client.writer.drain()
+            await asyncio.sleep(0.05)
+            client.send(b"01234")
+            await client.writer.drain()
+            await asyncio.sleep(0.05)
+            client.send(b"56789" + post + b"abcdefghij" + post + b"ABC")
+            for body in ("0123456789", "abcdefghij"):
+                assert json.loads((await client.response()).body)["body"] == body
+            client.send(b"DEFGHIJ")
+            assert json.loads((await client.response()).body)["body"] == "ABCDEFGHIJ"
+            await client.close()
+
+    run(scenario)
+
+
+def test_disconnected_made_late_is_already_set(run: Run) -> None:
+    async def scenario() -> None:
+        seen: list[Request] = []
+
+        async def handler(request: Request) -> Response:
+            seen.append(request)
+            await asyncio.Event().wait()
+            return Response(200)
+
+        async with serving(handler) as server:
+            client = await Client.connect(server)
+            client.get("/")
+            await wait_until(lambda: len(seen) == 1)
+            await client.close()
+            await wait_until(lambda: not server.connections)
+            assert seen[0].disconnected.is_set()
+            await asyncio.wait_for(seen[0].disconnected.wait(), 1)
+
+    run(scenario)
+
+
 def test_expect_100_continue(run: Run) -> None:
     async def scenario() -> None:
         async with serving(echo) as server:
@@ -387,6 +433,41 @@ def test_handler_connection_close_header_closes_after_the_response(run: Run) -> 
             await client.close()
 
     run(scenario)
+
+
+@pytest.mark.parametrize("http10", [False, True])
+@pytest.mark.parametrize("keep_alive", [False, True])
+@pytest.mark.parametrize("status", [200, 204, 404])
+def test_encoded_heads_stay_right_when_reused(status: int, keep_alive: bool, http10: bool) -> None:
+    def lines(head: bytes) -> list[bytes]:
+        assert head.endswith(b"\r\n\r\n")
+        return [line for line in head.split(b"\r\n") if not line.startswith(b"Date: ")]
+
+    headers = [("Content-Type", "application/json"), ("X-A", "1")]
+    for length in (5, 5, 1234, None, None):
+        head, stays_open = encode_head(
+            status, headers, body_length=length, keep_alive=keep_alive, http10=http10
+        )
+        expected = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
+        expected += [b"Server: harmony-dimse", b"Content-Type: application/json", b"X-A: 1"]
+        open_after = keep_alive and not (http10 and length is None and status != 204)
+        if status != 204:
+            if length is not None:
+                expected.append(b"Content-Length: %d" % length)
+            elif not http10:
+                expected.append(b"Transfer-Encoding: chunked")
+        if not open_after:
+            expected.append(b"Connection: close")
+        elif http10:
+            expected.append(b"Connection: keep-alive")
+        assert lines(head) == [*expected, b"", b""]
+        assert stays_open is open_after
+    head, stays_open = encode_head(
+        status, [("Connection", "Close")], body_length=0, keep_alive=True, http10=http10
+    )
+    assert b"Connection: close\r\n" in head and not stays_open
+    with pytest.raises(ValueError):
+        encode_head(status, [("X-Bad", "a\r\nb")], body_length=0, keep_alive=True)
 
 
 def test_handler_errors_give_500_and_the_server_goes_on(run: Run) -> None:

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, Self, TypeAlias
+from typing import Any, ClassVar, Self, TypeAlias, cast
 
 
 class DIMSEError(ValueError):
@@ -414,14 +414,60 @@ MESSAGE_TYPES: dict[int, type[DimseMessage]] = {
 }
 
 
+_TEMPLATED: frozenset[type] = frozenset((CEchoRQ, CFindRQ, CGetRQ, CMoveRQ))
+
 # ----------------------------------------------------------------------------- encode / decode
 
 _FAILED_SOP_INSTANCE_UID_LIST = 0x00080058
 _GROUP_LENGTH_HEADER = _HEADER.pack(0x0000, 0x0000, 4)
 
 
+# Requests that differ from one another only by message ID are encoded once per shape; each
+# encoding then splices the message ID into that template.
+_TEMPLATES: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+_MAX_TEMPLATES = 256
+
+
 def encode_command(msg: DimseMessage) -> bytes:
     """The command set of ``msg``: group 0000, Implicit VR Little Endian, ascending tags."""
+    kind = type(msg)
+    if kind in _TEMPLATED:
+        request = cast(_PriorityRequest, msg)
+        key = (
+            kind,
+            request.affected_sop_class_uid,
+            request.has_dataset,
+            getattr(msg, "priority", None),
+            getattr(msg, "move_destination", None),
+        )
+        template = _TEMPLATES.get(key)
+        if template is None:
+            template = _message_id_template(msg)
+            if len(_TEMPLATES) < _MAX_TEMPLATES:
+                _TEMPLATES[key] = template
+        message_id = request.message_id
+        if type(message_id) is not int or not 0 <= message_id <= 0xFFFF:
+            raise DIMSEError(
+                f"{msg.name}: MessageID (0000,0110): value {message_id} does not fit an"
+                " unsigned 16-bit field"
+            )
+        return template[0] + _US.pack(message_id) + template[1]
+    return _encode_fields(msg)
+
+
+def _message_id_template(msg: DimseMessage) -> tuple[bytes, bytes]:
+    """The command set of ``msg`` cut around its 2-byte MessageID value."""
+    encoded = _encode_fields(msg)
+    offset = 0
+    while True:
+        _, element, length = _HEADER.unpack_from(encoded, offset)
+        offset += _HEADER_SIZE
+        if element == 0x0110:
+            return encoded[:offset], encoded[offset + length :]
+        offset += length
+
+
+def _encode_fields(msg: DimseMessage) -> bytes:
     parts: list[bytes] = []
     length = 0
     for field in msg.fields:
@@ -501,6 +547,15 @@ def _split_elements(
     return values, after_group_length, foreign
 
 
+# per command field: (element, attribute, vr, required, field) of every field but CommandField
+_DECODE_PLANS: dict[int, tuple[tuple[int, str, str, bool, _Field], ...]] = {
+    command_field: tuple(
+        (f.element, f.attribute, f.vr, f.required, f) for f in cls.fields if f.vr != "CMD"
+    )
+    for command_field, cls in MESSAGE_TYPES.items()
+}
+
+
 def decode_command(data: bytes | bytearray | memoryview) -> DimseMessage:
     """Parse a command set; raises DIMSEError naming the problem when it is malformed."""
     view = memoryview(data)
@@ -521,10 +576,11 @@ def decode_command(data: bytes | bytearray | memoryview) -> DimseMessage:
     raw_command = values.get(0x0100)
     if raw_command is None:
         raise DIMSEError("CommandField (0000,0100) is missing")
-    try:
-        command_field = _decode_us(raw_command)
-    except DIMSEError as exc:
-        raise DIMSEError(f"CommandField (0000,0100): {exc}") from None
+    if len(raw_command) != 2:
+        raise DIMSEError(
+            f"CommandField (0000,0100): value length is {len(raw_command)}, an US value needs 2"
+        )
+    command_field = raw_command[0] | raw_command[1] << 8
     cls = MESSAGE_TYPES.get(command_field)
     if cls is None:
         try:
@@ -534,16 +590,17 @@ def decode_command(data: bytes | bytearray | memoryview) -> DimseMessage:
         raise DIMSEError(f"unsupported command {known}")
 
     kwargs: dict[str, Any] = {}
-    for field in cls.fields:
-        if field.vr == "CMD":
-            continue
-        raw = values.get(field.element)
-        if raw is None or (not raw and not field.required):
-            if field.required:
+    for element, attribute, vr, required, field in _DECODE_PLANS[command_field]:
+        raw = values.get(element)
+        if raw is None or (not raw and not required):
+            if required:
                 raise DIMSEError(f"{cls.name}: required {field.label} is missing")
             continue
+        if vr == "US" and len(raw) == 2:  # most fields: no call needed
+            kwargs[attribute] = raw[0] | raw[1] << 8
+            continue
         try:
-            kwargs[field.attribute] = _DECODERS[field.vr](raw)
+            kwargs[attribute] = _DECODERS[vr](raw)
         except DIMSEError as exc:
             raise DIMSEError(f"{cls.name}: {field.label}: {exc}") from None
     message = cls(**kwargs)

@@ -137,6 +137,23 @@ class MessageAssembler:
 
     def feed(self, pdvs: Iterable[PDV]) -> list[ReceivedMessage]:
         """Take the PDVs of one or more P-DATA-TF PDUs; return the messages they complete."""
+        if self._context_id is None and type(pdvs) is list and len(pdvs) == 1:
+            only = pdvs[0]
+            if only.is_command and only.is_last and not self.max_message_length:
+                # a whole command in one fragment, the usual response: no bookkeeping needed
+                try:
+                    command = decode_command(only.data)
+                except DIMSEError as exc:
+                    context = only.context_id
+                    raise self._fail(f"bad command set on context {context}: {exc}") from None
+                if not command.has_dataset:
+                    self._previous_without_dataset = command.name
+                    return [ReceivedMessage(only.context_id, command, None)]
+                self._context_id = only.context_id
+                self._previous_without_dataset = None
+                self._command = command
+                self._length = len(only.data)
+                return []
         done: list[ReceivedMessage] = []
         for pdv in pdvs:
             if self._context_id is None:

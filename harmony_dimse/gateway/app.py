@@ -38,6 +38,8 @@ from .request import OperationRequest, normalize_operation, parse_json_body, par
 log = logging.getLogger("harmony_dimse.gateway")
 
 _encode = msgspec.json.Encoder().encode
+_UNKNOWN = object()
+_ROUTE_CACHE_SIZE = 1024
 
 
 def json_response(status: int, obj: Any) -> Response:
@@ -77,6 +79,7 @@ class Gateway:
                 prefix = config.endpoints[endpoint].path_prefix
                 self.routes.append(Route(prefix, pipeline.name, backend))
         self.routes.sort(key=lambda r: len(r.prefix), reverse=True)
+        self._route_cache: dict[str, Any] = {}
         self.incoming: dict[str, IncomingStore] = {}  # by backend name
         self.http: HTTPServer | None = None
         self._scps: dict[tuple[str, int], IncomingStore] = {}
@@ -155,10 +158,17 @@ class Gateway:
     # ------------------------------------------------------------------ HTTP
 
     def route(self, path: str) -> tuple[Route, str] | None:
+        found = self._route_cache.get(path, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found
+        found = None
         for r in self.routes:
             if path == r.prefix or path.startswith(r.prefix + "/"):
-                return r, path[len(r.prefix) :].strip("/")
-        return None
+                found = r, path[len(r.prefix) :].strip("/")
+                break
+        if len(self._route_cache) < _ROUTE_CACHE_SIZE:
+            self._route_cache[path] = found
+        return found
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         if request.path in ("/healthz", "/health"):

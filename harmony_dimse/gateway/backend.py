@@ -25,6 +25,13 @@ class Backend:
         self.host = config.host
         self.port = config.port
         self.local_aet = config.local_aet
+        # what every answer says about the backend, built once
+        self.summary: dict[str, Any] = {
+            "backend": self.name,
+            "remote_aet": self.aet,
+            "host": self.host,
+            "port": self.port,
+        }
         self.pool = self._pool()
         self._get_pool: AssociationPool | None = None
 

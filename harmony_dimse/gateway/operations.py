@@ -36,18 +36,12 @@ def request_folder(storage: Path, operation: str) -> Path:
 
 
 def _base(req: OperationRequest, backend: Backend) -> dict[str, Any]:
-    return {
-        "operation": req.operation,
-        "backend": backend.name,
-        "remote_aet": backend.aet,
-        "host": backend.host,
-        "port": backend.port,
-    }
+    return {"operation": req.operation, **backend.summary}
 
 
 async def run_echo(backend: Backend, req: OperationRequest) -> dict[str, Any]:
     start = time.perf_counter()
-    async with backend.association() as assoc:
+    async with backend.pool.acquire() as assoc:
         associated = time.perf_counter()
         status = await assoc.echo()
         echoed = time.perf_counter()

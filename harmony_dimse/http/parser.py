@@ -5,6 +5,8 @@ until it answers `ParserSignal.NEED_DATA`. Every violation of the protocol or of
 raises `HTTPParseError` carrying the status code the server should answer with before closing;
 once it has raised, the parser stays failed. Requests follow one another on the same parser
 (keep-alive and pipelining): after `END_OF_REQUEST` the next event is the head of the next request.
+Between requests, `next_request()` gives in one step a head together with its whole body when both
+are buffered already, and otherwise hands the body over to the events.
 
 Framing is strict, because a lenient parser in front of other parsers invites request smuggling:
 CRLF line ends only, no obs-fold, no control bytes, one agreed Content-Length, Transfer-Encoding
@@ -91,7 +93,10 @@ _WELL_FORMED_HEAD = re.compile(
     rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.([01])"
     rb"((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)"
 )
-_FIELD = re.compile(r"\r\n([^:]+):[ \t]*([^\r]*?)[ \t]*(?=\r|\Z)")
+# Name and value of each field of such a head, the value without surrounding spaces and tabs. The
+# possessive leading run and the lookbehind keep it linear: a lazy value followed by a lookahead
+# took quadratic time on a long run of blanks inside a value.
+_FIELD = re.compile(r"\r\n([^:]+):[ \t]*+((?:[^\r]*(?<![ \t]))?)[ \t]*")
 _BAD_LINE_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 _MAX_CHUNK_LINE = 4096
@@ -109,6 +114,27 @@ _CHUNK_DATA_END = 4
 _TRAILERS = 5
 _END = 6
 _FAILED = 7
+
+
+def _content_length(value: str, max_body: int) -> int:
+    """One Content-Length field value: digits, or a list of equal ones (RFC 9110 section 8.6).
+
+    A length of more digits than an int64 holds counts as `max_body + 1`, so it is refused as
+    too large.
+    """
+    if value.isdigit() and value.isascii() and len(value) <= _MAX_LENGTH_DIGITS:
+        return int(value)
+    content_length: int | None = None
+    for item in value.split(","):
+        digits = item.strip(" \t")
+        if _DIGITS.fullmatch(digits) is None:
+            raise HTTPParseError(400, "invalid Content-Length")
+        length = int(digits) if len(digits) <= _MAX_LENGTH_DIGITS else max_body + 1
+        if content_length is not None and length != content_length:
+            raise HTTPParseError(400, "conflicting Content-Length")
+        content_length = length
+    assert content_length is not None  # split() gives at least one item
+    return content_length
 
 
 class RequestParser:
@@ -157,17 +183,57 @@ class RequestParser:
         try:
             return self._next_event()
         except HTTPParseError as exc:
-            self._error = exc
-            self._state = _FAILED
-            self._buffer.clear()
+            self._fail(exc)
             raise
+
+    def next_request(self) -> tuple[RequestHead, bytes | None] | None:
+        """Between requests: the next head and, when it is all buffered already, its whole body.
+
+        A shortcut past the events of the common request. None while the head is incomplete. The
+        body is None when it is chunked or not all here yet: `next_event()` then gives its chunks
+        and `END_OF_REQUEST` as usual. Raises like `next_event()`.
+        """
+        if self._state != _HEAD:
+            if self._error is not None:
+                raise self._error
+            raise RuntimeError("next_request() called inside a request")
+        try:
+            head = self._parse_head()
+        except HTTPParseError as exc:
+            self._fail(exc)
+            raise
+        if head is None:
+            return None
+        state = self._state
+        if state == _END:
+            self._state = _HEAD
+            return head, b""
+        buffer = self._buffer
+        wanted = self._remaining
+        if state != _BODY_LENGTH or len(buffer) < wanted:
+            return head, None
+        if len(buffer) == wanted:
+            body = bytes(buffer)
+            buffer.clear()
+        else:
+            body = bytes(buffer[:wanted])
+            del buffer[:wanted]
+        self._remaining = 0
+        self._state = _HEAD
+        return head, body
+
+    def _fail(self, error: HTTPParseError) -> None:
+        self._error = error
+        self._state = _FAILED
+        self._buffer.clear()
 
     def _next_event(self) -> ParserEvent:
         buffer = self._buffer
         while True:
             state = self._state
             if state == _HEAD:
-                return self._parse_head()
+                head = self._parse_head()
+                return ParserSignal.NEED_DATA if head is None else head
             if state in (_BODY_LENGTH, _CHUNK_DATA):
                 if not buffer:
                     return ParserSignal.NEED_DATA
@@ -203,7 +269,8 @@ class RequestParser:
             else:
                 raise HTTPParseError(400, "parser used after failure")
 
-    def _parse_head(self) -> RequestHead | ParserSignal:
+    def _parse_head(self) -> RequestHead | None:
+        """The next head, consumed from the buffer, or None while it is incomplete."""
         buffer = self._buffer
         limits = self._limits
         # RFC 9112 section 2.2: ignore empty lines received before the request line.
@@ -217,34 +284,30 @@ class RequestParser:
             if len(buffer) >= limits.max_request_line + 2 or end >= 0:
                 raise HTTPParseError(414, "request line too long")
             self._scan_from = max(0, len(buffer) - 3)
-            return ParserSignal.NEED_DATA
+            return None
         if end < 0:
             if len(buffer) - line_end - 2 > limits.max_header_bytes + 2:
                 raise HTTPParseError(431, "request header section too large")
             self._scan_from = max(0, len(buffer) - 3)
-            return ParserSignal.NEED_DATA
+            return None
         if end - line_end > limits.max_header_bytes:
             raise HTTPParseError(431, "request header section too large")
-        head = bytes(buffer[:end])
-        del buffer[: end + 4]
         self._scan_from = 0
-        return self._build_head(head)
-
-    def _build_head(self, head: bytes) -> RequestHead:
-        fast = _WELL_FORMED_HEAD.fullmatch(head)
-        if fast is not None:
-            method = fast.group(1).decode("ascii")
-            raw_target = fast.group(2)
-            version = "HTTP/1.1" if fast.group(3) == b"1" else "HTTP/1.0"
-            headers = [
-                (name.lower(), value)
-                for name, value in _FIELD.findall(fast.group(4).decode("latin-1"))
-            ]
-            if len(headers) > self._limits.max_headers:
-                raise HTTPParseError(431, "too many request headers")
-        else:
-            method, raw_target, version, headers = self._check_head(head)
-        return self._frame(method, raw_target, version, headers)
+        fast = _WELL_FORMED_HEAD.fullmatch(buffer, 0, end)
+        if fast is None:
+            head = bytes(buffer[:end])
+            del buffer[: end + 4]
+            return self._frame(*self._check_head(head))
+        # The groups are read from the buffer itself, so before it is cut.
+        raw_method, raw_target, minor, fields = fast.groups()
+        del buffer[: end + 4]
+        headers = [
+            (name.lower(), value) for name, value in _FIELD.findall(fields.decode("latin-1"))
+        ]
+        if len(headers) > limits.max_headers:
+            raise HTTPParseError(431, "too many request headers")
+        version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
+        return self._frame(raw_method.decode("ascii"), raw_target, version, headers)
 
     def _check_head(self, head: bytes) -> tuple[str, bytes, str, list[tuple[str, str]]]:
         """The request line and headers of a head the fast pattern refused, or the reason."""
@@ -299,16 +362,10 @@ class RequestParser:
             if name not in _FRAMING_HEADERS:
                 continue
             if name == "content-length":
-                for item in value.split(","):
-                    digits = item.strip(" \t")
-                    if _DIGITS.fullmatch(digits) is None:
-                        raise HTTPParseError(400, "invalid Content-Length")
-                    length = (
-                        int(digits) if len(digits) <= _MAX_LENGTH_DIGITS else limits.max_body + 1
-                    )
-                    if content_length is not None and length != content_length:
-                        raise HTTPParseError(400, "conflicting Content-Length")
-                    content_length = length
+                length = _content_length(value, limits.max_body)
+                if content_length is not None and length != content_length:
+                    raise HTTPParseError(400, "conflicting Content-Length")
+                content_length = length
             elif name == "transfer-encoding":
                 codings.extend(coding.strip(" \t").lower() for coding in value.split(","))
             elif name == "connection":
@@ -360,14 +417,14 @@ class RequestParser:
         else:
             self._state = _END
         return RequestHead(
-            method=method,
-            target=raw_target.decode("ascii"),
-            version=version,
-            headers=headers,
-            content_length=None if chunked else content_length,
-            chunked=chunked,
-            keep_alive=keep_alive,
-            expect_continue=expect_continue,
+            method,
+            raw_target.decode("ascii"),
+            version,
+            headers,
+            None if chunked else content_length,
+            chunked,
+            keep_alive,
+            expect_continue,
         )
 
     def _parse_chunk_size(self) -> bool:

@@ -113,24 +113,28 @@ def _status_line(status: int) -> str:
     return line
 
 
-class _DateCache:
-    """The Date header line, formatted at most once per second."""
+class _HeadCache:
+    """Encoded response heads, kept for the second their Date header names."""
 
-    __slots__ = ("line", "second")
+    __slots__ = ("date", "entries", "second")
 
     def __init__(self) -> None:
         self.second = -1
-        self.line = ""
+        self.date = ""
+        self.entries: dict[tuple[object, ...], tuple[bytes, bytes, bool]] = {}
 
-    def get(self) -> str:
+    def current(self) -> dict[tuple[object, ...], tuple[bytes, bytes, bool]]:
+        """The heads of this second; the Date line is updated and older heads dropped as it ends."""
         now = int(time.time())
         if now != self.second:
             self.second = now
-            self.line = f"Date: {formatdate(now, usegmt=True)}\r\n"
-        return self.line
+            self.date = f"Date: {formatdate(now, usegmt=True)}\r\n"
+            self.entries = {}
+        return self.entries
 
 
-_date = _DateCache()
+_heads = _HeadCache()
+_MAX_CACHED_HEADS = 64
 
 
 def encode_head(
@@ -147,7 +151,28 @@ def encode_head(
     closing the connection for HTTP/1.0). Returns the bytes and whether the connection stays open
     afterwards. Raises ValueError for a header that cannot be sent safely.
     """
-    parts = [_status_line(status), "Server: harmony-dimse\r\n", _date.get()]
+    entries = _heads.current()
+    key = (status, body_length is None, keep_alive, http10, *headers)
+    try:
+        entry = entries[key]
+    except KeyError:
+        entry = _encode_head(status, headers, body_length is None, keep_alive, http10)
+        if len(entries) < _MAX_CACHED_HEADS:
+            entries[key] = entry
+    except TypeError:  # an unhashable header pair, against the annotation: not cached
+        entry = _encode_head(status, headers, body_length is None, keep_alive, http10)
+    start, end, keep_alive = entry
+    if end and body_length is not None:
+        return b"%s%d%s" % (start, body_length, end), keep_alive
+    return start, keep_alive
+
+
+def _encode_head(
+    status: int, headers: list[tuple[str, str]], streamed: bool, keep_alive: bool, http10: bool
+) -> tuple[bytes, bytes, bool]:
+    """A head as (start, end, keep_alive): the Content-Length value goes between start and end,
+    unless end is empty (the head has no Content-Length then)."""
+    parts = [_status_line(status), "Server: harmony-dimse\r\n", _heads.date]
     for name, value in headers:
         if _TOKEN.fullmatch(name) is None:
             raise ValueError(f"invalid response header name {name!r}")
@@ -159,20 +184,25 @@ def encode_head(
                 keep_alive = False
             continue
         parts.append(f"{name}: {value}\r\n")
+    with_length = False
     if status_allows_body(status):
-        if body_length is not None:
-            parts.append(f"Content-Length: {body_length}\r\n")
+        if not streamed:
+            parts.append("Content-Length: ")
+            with_length = True
         elif http10:
             keep_alive = False
         else:
             parts.append("Transfer-Encoding: chunked\r\n")
+    start = "".join(parts).encode("latin-1")
     if not keep_alive:
-        parts.append("Connection: close\r\n\r\n")
+        end = b"Connection: close\r\n\r\n"
     elif http10:
-        parts.append("Connection: keep-alive\r\n\r\n")
+        end = b"Connection: keep-alive\r\n\r\n"
     else:
-        parts.append("\r\n")
-    return "".join(parts).encode("latin-1"), keep_alive
+        end = b"\r\n"
+    if with_length:
+        return start, b"\r\n" + end, keep_alive
+    return start + end, b"", keep_alive
 
 
 def encode_chunk(data: bytes) -> tuple[bytes, bytes, bytes]:

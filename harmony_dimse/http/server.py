@@ -57,8 +57,18 @@ class Request:
     """Header names are lower-cased; values are decoded as latin-1, in arrival order."""
     body: bytes = b""
     client: tuple[str, int] | None = None
-    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when the connection goes away while the handler runs (the handler is then cancelled)."""
+    _disconnected: asyncio.Event | None = field(default=None, init=False, repr=False)
+
+    @property
+    def disconnected(self) -> asyncio.Event:
+        """Set when the connection goes away while the handler runs (the handler is then cancelled).
+
+        Made on first use: most requests never need it.
+        """
+        event = self._disconnected
+        if event is None:
+            event = self._disconnected = asyncio.Event()
+        return event
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header `name` (any case), or `default`."""
@@ -73,6 +83,7 @@ Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INTERNAL_ERROR_BODY = b'{"error":"internal server error"}'
+_RESPONSE_TYPES = (Response, StreamingResponse)
 _COPY_LIMIT = 65536
 """Bodies up to this size are joined with the head into one write; larger ones are written apart."""
 
@@ -164,9 +175,8 @@ class _HTTPConnection(asyncio.Protocol):
             return
         self._parser.feed(data)
         if phase <= _IDLE:
-            self._phase = _HEAD
-            self._set_deadline(self._limits.header_timeout)
-        if self._task is None:
+            self._begin_request()
+        elif self._task is None:
             self._process()
         elif self._parser.buffered > self._pipeline_limit and not self._reading_paused:
             self._reading_paused = True
@@ -215,42 +225,57 @@ class _HTTPConnection(asyncio.Protocol):
 
     # request assembly
 
-    def _process(self) -> None:
-        """Turn buffered bytes into parser events until a request is complete or data runs out."""
-        parser = self._parser
-        while True:
-            try:
-                event = parser.next_event()
-            except HTTPParseError as exc:
-                self._fail(exc.status, exc.reason)
-                return
-            if event is ParserSignal.NEED_DATA:
-                return
-            if type(event) is BodyChunk:
-                self._body_parts.append(event.data)
-            elif type(event) is RequestHead:
-                self._head = event
-                if event.has_body:
-                    self._phase = _BODY
-                    self._set_deadline(self._limits.body_timeout)
-                    if event.expect_continue and not parser.buffered and self._transport:
-                        self._transport.write(_CONTINUE)
-            else:
-                self._start_handler()
-                return
+    def _begin_request(self) -> None:
+        """Parse what is buffered; a head left incomplete must be done within header_timeout."""
+        self._phase = _HEAD
+        self._process()
+        if self._phase == _HEAD:
+            self._set_deadline(self._limits.header_timeout)
 
-    def _start_handler(self) -> None:
-        head = self._head
-        assert head is not None
+    def _process(self) -> None:
+        """Parse buffered bytes until a request is complete (then answer it) or data runs out."""
+        try:
+            head = self._head
+            if head is None:
+                found = self._parser.next_request()
+                if found is None:
+                    return
+                head, body = found
+                if body is None:
+                    self._begin_body(head)
+                    body = self._read_body()
+            else:
+                body = self._read_body()
+        except HTTPParseError as exc:
+            self._fail(exc.status, exc.reason)
+            return
+        if body is not None:
+            self._start_handler(head, body)
+
+    def _begin_body(self, head: RequestHead) -> None:
+        """Wait for the rest of the body within body_timeout, inviting it if the client asks."""
+        self._head = head
+        self._phase = _BODY
+        self._set_deadline(self._limits.body_timeout)
+        if head.expect_continue and not self._parser.buffered and self._transport:
+            self._transport.write(_CONTINUE)
+
+    def _read_body(self) -> bytes | None:
+        """The whole body of the current request, or None while more of it is to come."""
+        parser = self._parser
         parts = self._body_parts
-        if not parts:
-            body = b""
-        elif len(parts) == 1:
-            body = parts[0]
-            self._body_parts = []
-        else:
-            body = b"".join(parts)
-            self._body_parts = []
+        while True:
+            event = parser.next_event()
+            if event is ParserSignal.NEED_DATA:
+                return None
+            if event is ParserSignal.END_OF_REQUEST:
+                self._body_parts = []
+                return b"".join(parts) if len(parts) != 1 else parts[0]
+            assert type(event) is BodyChunk
+            parts.append(event.data)
+
+    def _start_handler(self, head: RequestHead, body: bytes) -> None:
+        self._head = None
         target = head.target
         if target.startswith("/"):
             path, _, query = target.partition("?")
@@ -273,7 +298,7 @@ class _HTTPConnection(asyncio.Protocol):
         try:
             try:
                 response = await self._handler(request)
-                if not isinstance(response, Response | StreamingResponse):
+                if not isinstance(response, _RESPONSE_TYPES):
                     raise TypeError(f"handler returned {type(response).__name__}, not a response")
             except asyncio.CancelledError:
                 task = asyncio.current_task()
@@ -288,10 +313,10 @@ class _HTTPConnection(asyncio.Protocol):
             if self._phase != _HANDLING:
                 return
             keep_alive = head.keep_alive and not self._server.closing
-            if type(response) is StreamingResponse:
+            if isinstance(response, StreamingResponse):
                 keep_alive = await self._write_stream(response, head, keep_alive)
             else:
-                keep_alive = self._write_fixed(cast(Response, response), head, keep_alive)
+                keep_alive = self._write_fixed(response, head, keep_alive)
             if self._phase != _HANDLING:
                 return
             if not keep_alive:
@@ -401,7 +426,6 @@ class _HTTPConnection(asyncio.Protocol):
     def _next_request(self) -> None:
         self._task = None
         self._request = None
-        self._head = None
         transport = self._transport
         if self._phase == _CLOSED or transport is None or transport.is_closing():
             return
@@ -409,12 +433,10 @@ class _HTTPConnection(asyncio.Protocol):
             self._reading_paused = False
             transport.resume_reading()
         if self._parser.buffered:
-            self._phase = _HEAD
-            self._set_deadline(self._limits.header_timeout)
+            self._begin_request()
         else:
             self._phase = _IDLE
             self._set_deadline(self._limits.keepalive_timeout)
-        self._process()
 
     # closing
 

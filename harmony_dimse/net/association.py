@@ -13,6 +13,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Iterable,
     Mapping,
     Sequence,
@@ -189,6 +190,7 @@ class Association:
         window = ac.user_info.async_ops_window
         self.max_operations_invoked = (window.max_invoked if window else 1) or 1 << 16
         self.contexts: dict[int, AcceptedContext] = {}
+        self._context_cache: dict[tuple[str, str | None], AcceptedContext] = {}
         roles = {r.sop_class_uid: r for r in ac.user_info.role_selections}
         proposed = {
             p.context_id: spec for p, spec in zip(rq.presentation_contexts, specs, strict=True)
@@ -302,6 +304,13 @@ class Association:
 
     def context_for(self, sop_class: str, transfer_syntax: str | None = None) -> AcceptedContext:
         """The accepted context for a SOP class (and transfer syntax, when it matters)."""
+        key = (sop_class, transfer_syntax)
+        found = self._context_cache.get(key)
+        if found is None:
+            found = self._context_cache[key] = self._find_context(sop_class, transfer_syntax)
+        return found
+
+    def _find_context(self, sop_class: str, transfer_syntax: str | None) -> AcceptedContext:
         fallback = None
         for ctx in self.contexts.values():
             if ctx.abstract_syntax != sop_class or not ctx.scu_role:
@@ -319,17 +328,24 @@ class Association:
 
     # ------------------------------------------------------------------ one request, its responses
 
-    async def _request(
+    def _send_request(
         self, context_id: int, command: Any, dataset: bytes | memoryview | None
-    ) -> tuple[int, Channel]:
+    ) -> Channel:
+        """Send a request; the channel its responses will arrive on."""
         self._check_open()
-        channel = Channel(self._loop)
+        channel = Channel(self._loop, self.abort)
         self._pending[command.message_id] = channel
         try:
             self._link.send_message(context_id, command, dataset)
         except BaseException:
             del self._pending[command.message_id]  # nothing went out: no exchange to finish
             raise
+        return channel
+
+    async def _request(
+        self, context_id: int, command: Any, dataset: bytes | memoryview | None
+    ) -> tuple[int, Channel]:
+        channel = self._send_request(context_id, command, dataset)
         if dataset is not None and len(dataset) > 65536:
             try:
                 async with asyncio.timeout(self.dimse_timeout):
@@ -341,12 +357,9 @@ class Association:
                 ) from None
         return command.message_id, channel
 
-    async def _response(self, channel: Channel, what: str) -> ReceivedMessage:
-        try:
-            return await channel.get(self.dimse_timeout, f"waiting for the {what} response")
-        except DicomTimeout:
-            self.abort()
-            raise
+    def _response(self, channel: Channel, what: str) -> Coroutine[Any, Any, ReceivedMessage]:
+        """The next response on ``channel`` (a DicomTimeout aborts the association)."""
+        return channel.get(self.dimse_timeout, f"waiting for the {what} response")
 
     def _done(self, message_id: int) -> None:
         self._pending.pop(message_id, None)
@@ -358,11 +371,11 @@ class Association:
         ctx = self.context_for(VERIFICATION)
         async with self._slots:
             rq = c.CEchoRQ(message_id=self._new_message_id(), affected_sop_class_uid=VERIFICATION)
-            mid, channel = await self._request(ctx.context_id, rq, None)
+            channel = self._send_request(ctx.context_id, rq, None)
             try:
-                msg = await self._response(channel, "C-ECHO")
+                msg = await channel.get(self.dimse_timeout, "waiting for the C-ECHO response")
             finally:
-                self._done(mid)
+                self._done(rq.message_id)
         return self._final_status("C-ECHO", msg)
 
     def _final_status(self, operation: str, msg: ReceivedMessage) -> StatusInfo:
@@ -571,7 +584,7 @@ class Association:
                 affected_sop_class_uid=ctx.abstract_syntax,
                 priority=priority,
             )
-            incoming = self._incoming = Channel(self._loop)
+            incoming = self._incoming = Channel(self._loop, self.abort)
             mid = rq.message_id
             self._pending[mid] = incoming  # C-GET-RSPs and C-STORE-RQs share one queue, in order
             finished = False

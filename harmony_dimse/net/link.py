@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ..dimse.commands import DIMSEError, encode_command
-from ..dimse.fragments import MessageAssembler, ReceivedMessage, fragment
+from ..dimse.fragments import PDV_OVERHEAD, MessageAssembler, ReceivedMessage, fragment
 from ..ul.connection import Aborted, Connection, DataReceived, StateError
-from ..ul.pdu import AbortReason, AbortSource
+from ..ul.pdu import PDV, AbortReason, AbortSource
 from .errors import AssociationAborted, DicomTimeout
 
 log = logging.getLogger("harmony_dimse.net")
@@ -38,10 +38,13 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 class Channel:
     """A queue of received messages for one operation, with a deadline on each wait."""
 
-    __slots__ = ("_exc", "_items", "_loop", "_waiter")
+    __slots__ = ("_exc", "_items", "_loop", "_on_timeout", "_waiter")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_timeout: Callable[[], None] | None = None
+    ) -> None:
         self._loop = loop
+        self._on_timeout = on_timeout  # called when a wait times out, before DicomTimeout rises
         self._items: deque[ReceivedMessage] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._exc: BaseException | None = None
@@ -69,6 +72,10 @@ class Channel:
                 handle = self._loop.call_later(timeout, _expire, waiter, timeout, context)
             try:
                 await waiter
+            except DicomTimeout:
+                if self._on_timeout is not None:
+                    self._on_timeout()
+                raise
             finally:
                 self._waiter = None
                 if handle is not None:
@@ -243,8 +250,12 @@ class DimseLink(asyncio.Protocol):
         """Encode, fragment to the peer's maximum PDU and write a whole DIMSE message at once."""
         try:
             cmd = encode_command(command)
-            for pdata in fragment(context_id, cmd, dataset, self.conn.max_send_pdu):
-                self.conn.send_pdata(pdata.pdvs)
+            limit = self.conn.max_send_pdu
+            if dataset is None and (not limit or len(cmd) + PDV_OVERHEAD <= limit):
+                self.conn.send_pdata((PDV(context_id, True, True, cmd),))
+            else:
+                for pdata in fragment(context_id, cmd, dataset, limit):
+                    self.conn.send_pdata(pdata.pdvs)
         except StateError as exc:  # the association is gone
             raise self.gone_error() from exc
         self.messages_sent += 1

@@ -618,6 +618,18 @@ class PDUReader:
         if view:
             self._buffer += view
 
+    def take_whole(self, data: bytes) -> PDU | None:
+        """The PDU that ``data`` is, when nothing is buffered and ``data`` is exactly one whole
+        PDU (the usual case for small messages): decoded in place, without buffering. Otherwise
+        None, and the caller feeds ``data`` as usual."""
+        if self._body is not None or len(self._buffer) != self._start or len(data) < 6:
+            return None
+        pdu_type, length = _PDU_HEADER.unpack_from(data, 0)
+        if length + 6 != len(data):
+            return None
+        _check_header(pdu_type, length, self.max_pdu_length)
+        return _decode_body(pdu_type, memoryview(data)[6:])
+
     def next_pdu(self) -> PDU | None:
         """The next whole PDU, or None when more bytes are needed. Raises PDUError."""
         body = self._body

@@ -283,6 +283,14 @@ class Connection:
         reader = self._reader
         sta6 = State.Sta6
         try:
+            if state is sta6 and type(data) is bytes:
+                pdu = reader.take_whole(data)
+                if type(pdu) is PDataTF:  # DT-2 for a PDU that came in one piece
+                    events.append(DataReceived(pdu.pdvs))
+                    return events
+                if pdu is not None:
+                    self._fire(_PDU_EVENTS[type(pdu)], pdu, events)
+                    return events
             reader.feed(data)
             next_pdu = reader.next_pdu
             while (pdu := next_pdu()) is not None:
