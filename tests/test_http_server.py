@@ -794,3 +794,172 @@ def test_server_on_a_given_socket(run: Run) -> None:
             await server.close()
 
     run(scenario)
+
+
+def only_connection(server: HTTPServer) -> Any:
+    (connection,) = server.connections
+    return connection
+
+
+def test_one_task_answers_pipelined_and_later_requests_in_order(run: Run) -> None:
+    async def scenario() -> None:
+        tasks: list[asyncio.Task[Any] | None] = []
+
+        async def handler(request: Request) -> Response:
+            tasks.append(asyncio.current_task())
+            if request.path == "/slow":
+                await asyncio.sleep(0.01)
+            return Response(200, request.path.encode() + b":" + request.body)
+
+        async with serving(handler) as server:
+            client = await Client.connect(server)
+            client.send(
+                b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+                b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n1"
+                b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n"
+                b"POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz"
+            )
+            for expected in (b"/slow:", b"/a:1", b"/b:", b"/c:xyz"):
+                assert (await client.response()).body == expected
+            client.get("/later")
+            assert (await client.response()).body == b"/later:"
+            assert len(tasks) == 5 and len(set(tasks)) == 1
+            task = only_connection(server)._task
+            assert task is tasks[0] and not task.done()
+            await client.close()
+            await wait_until(task.done)
+            assert not server.connections
+
+    run(scenario)
+
+
+def test_disconnect_while_handling_cancels_and_ends_the_connection_task(run: Run) -> None:
+    async def scenario() -> None:
+        seen: list[Request] = []
+        tasks: list[asyncio.Task[Any] | None] = []
+        cancelled = asyncio.Event()
+
+        async def handler(request: Request) -> Response:
+            seen.append(request)
+            tasks.append(asyncio.current_task())
+            if request.path == "/wait":
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    cancelled.set()
+                    raise
+            return Response(200, b"ok")
+
+        async with serving(handler) as server:
+            client = await Client.connect(server)
+            client.get("/first")
+            assert (await client.response()).body == b"ok"
+            client.get("/wait")
+            await wait_until(lambda: len(seen) == 2)
+            task = tasks[1]
+            assert task is not None and task is tasks[0]
+            await client.close()
+            await asyncio.wait_for(cancelled.wait(), 2)
+            await wait_until(task.done)
+            assert task.cancelled()
+            assert seen[1].disconnected.is_set() and not seen[0].disconnected.is_set()
+            await wait_until(lambda: not server.connections)
+
+    run(scenario)
+
+
+def test_failing_handlers_leave_the_connection_task_serving(run: Run) -> None:
+    async def scenario() -> None:
+        tasks: set[asyncio.Task[Any] | None] = set()
+
+        async def handler(request: Request) -> Response:
+            tasks.add(asyncio.current_task())
+            if request.path == "/raise":
+                raise RuntimeError("boom")
+            if request.path == "/stray-cancel":
+                raise asyncio.CancelledError
+            return Response(200, b"fine")
+
+        async with serving(handler) as server:
+            client = await Client.connect(server)
+            for path in ("/raise", "/fine", "/stray-cancel", "/fine"):
+                client.get(path)
+                reply = await client.response()
+                assert reply.status == (200 if path == "/fine" else 500)
+            client.get("/raise")
+            client.get("/stray-cancel")
+            client.get("/fine")
+            assert [(await client.response()).status for _ in range(3)] == [500, 500, 200]
+            assert len(tasks) == 1
+            (task,) = tasks
+            assert task is not None and not task.done() and task.cancelling() == 0
+            await client.close()
+            await wait_until(task.done)
+            assert not task.cancelled() and task.exception() is None
+
+    run(scenario)
+
+
+def test_server_close_ends_the_tasks_of_idle_keep_alive_connections(
+    run: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        server = await start_http_server(echo, "127.0.0.1", 0)
+        clients = [await Client.connect(server) for _ in range(3)]
+        for client in clients:
+            client.get("/")
+            assert (await client.response()).status == 200
+        fresh = await Client.connect(server)
+        await wait_until(lambda: len(server.connections) == 4)
+        tasks = [c._task for c in server.connections if c._task is not None]
+        assert len(tasks) == 3 and not any(task.done() for task in tasks)
+        await server.close()
+        assert all(task.done() and not task.cancelled() for task in tasks)
+        assert not server.connections and server.active == 0
+        for client in [*clients, fresh]:
+            assert await client.closed_by_server()
+            await client.close()
+
+    with caplog.at_level("DEBUG", logger="asyncio"):
+        run(scenario)
+    assert not [r for r in caplog.records if "pending" in r.getMessage()]
+
+
+def test_idle_timeout_and_client_close_end_the_connection_task(run: Run) -> None:
+    async def scenario() -> None:
+        async with serving(echo, keepalive_timeout=0.2) as server:
+            timed_out = await Client.connect(server)
+            timed_out.get("/")
+            assert (await timed_out.response()).status == 200
+            first_task = only_connection(server)._task
+            assert first_task is not None and not first_task.done()
+            assert await timed_out.closed_by_server()
+            await timed_out.close()
+            await wait_until(first_task.done)
+
+            gone = await Client.connect(server)
+            gone.get("/")
+            assert (await gone.response()).status == 200
+            second_task = only_connection(server)._task
+            await gone.close()
+            await wait_until(second_task.done)
+            assert not second_task.cancelled()
+            await wait_until(lambda: not server.connections)
+
+    run(scenario)
+
+
+def test_connection_task_cancelled_from_outside_aborts_the_connection(run: Run) -> None:
+    async def scenario() -> None:
+        async with serving(echo) as server:
+            client = await Client.connect(server)
+            client.get("/")
+            assert (await client.response()).status == 200
+            task = only_connection(server)._task
+            task.cancel()
+            await wait_until(task.done)
+            assert await client.closed_by_server()
+            await client.close()
+            await wait_until(lambda: not server.connections)
+
+    run(scenario)

@@ -520,29 +520,30 @@ def _split_elements(
     group_length_end: int | None = None
     group_end = size
     unpack_header = _HEADER.unpack_from
+    last_header = size - _HEADER_SIZE
     while offset < size:
-        if size - offset < _HEADER_SIZE:
+        if offset > last_header:
             raise DIMSEError(
                 f"truncated element header at offset {offset}: "
                 f"{size - offset} bytes left, {_HEADER_SIZE} needed"
             )
         group, element, length = unpack_header(view, offset)
-        start = offset
         offset += _HEADER_SIZE
-        if group != 0x0000:
-            if length > size - offset:
+        end = offset + length
+        if group:
+            if end > size:
                 raise DIMSEError(_element_problem(group, element, length, size - offset, values))
             if group_end == size:
-                group_end = start
-            foreign[group << 16 | element] = view[offset : offset + length]
-            offset += length
+                group_end = offset - _HEADER_SIZE
+            foreign[group << 16 | element] = view[offset:end]
+            offset = end
             continue
-        if length > size - offset or length & 1 or element in values:
+        if end > size or length & 1 or element in values:
             raise DIMSEError(_element_problem(group, element, length, size - offset, values))
-        values[element] = view[offset : offset + length]
-        offset += length
-        if element == 0x0000:
-            group_length_end = offset
+        values[element] = view[offset:end]
+        offset = end
+        if not element:
+            group_length_end = end
     after_group_length = None if group_length_end is None else group_end - group_length_end
     return values, after_group_length, foreign
 

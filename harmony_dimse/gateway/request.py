@@ -69,8 +69,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
 
 def parse_operation(obj: dict[str, Any], *, operation: str | None = None) -> OperationRequest:
     """Validate a request object. ``operation`` is given when the URL names it (Harmony's form)."""
-    unknown = sorted(set(obj) - KNOWN_FIELDS)
-    if operation is not None and not (set(obj) & KNOWN_FIELDS) and obj:
+    unknown = [] if obj.keys() <= KNOWN_FIELDS else sorted(set(obj) - KNOWN_FIELDS)
+    if operation is not None and obj and obj.keys().isdisjoint(KNOWN_FIELDS):
         # Harmony's form: the whole body is a DICOM JSON identifier
         return OperationRequest(operation, query=obj, dicom_json=True)
     if unknown:

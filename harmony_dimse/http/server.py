@@ -3,9 +3,10 @@
 Per connection, requests are parsed one at a time and answered strictly in order: while a handler
 runs, bytes of pipelined requests are only buffered (reading pauses if they pile up), and the next
 request is parsed once the response has been written. The whole body is read before the handler
-runs. Every wait has a deadline (header, body, keep-alive idle, blocked write); a client that closes
-its side, or a connection closed by the server, cancels the running handler and sets
-`Request.disconnected`.
+runs. One task per connection, made at its first request, runs the handlers and writes the
+responses; between requests it waits on a future. Every wait has a deadline (header, body,
+keep-alive idle, blocked write); a client that closes its side, or a connection closed by the
+server, cancels the running handler and sets `Request.disconnected`.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class _HTTPConnection(asyncio.Protocol):
         "_limits",
         "_loop",
         "_parser",
+        "_pending",
         "_phase",
         "_pipeline_limit",
         "_reading_paused",
@@ -119,6 +121,7 @@ class _HTTPConnection(asyncio.Protocol):
         "_task",
         "_timer",
         "_transport",
+        "_waiter",
         "_write_paused",
         "counted",
     )
@@ -137,7 +140,12 @@ class _HTTPConnection(asyncio.Protocol):
         self._head: RequestHead | None = None
         self._body_parts: list[bytes] = []
         self._request: Request | None = None
+        self._pending: RequestHead | None = None
+        """The head of `_request` when it is parsed and waits for the connection's task."""
         self._task: asyncio.Task[None] | None = None
+        """The connection's task (see `_serve`), made at the first request."""
+        self._waiter: asyncio.Future[None] | None = None
+        """What the task awaits between requests: set when the next one is pending or to end it."""
         self._client: tuple[str, int] | None = None
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -176,7 +184,7 @@ class _HTTPConnection(asyncio.Protocol):
         self._parser.feed(data)
         if phase <= _IDLE:
             self._begin_request()
-        elif self._task is None:
+        elif phase != _HANDLING:
             self._process()
         elif self._parser.buffered > self._pipeline_limit and not self._reading_paused:
             self._reading_paused = True
@@ -196,11 +204,7 @@ class _HTTPConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        task = self._task
-        if task is not None and not task.done():
-            if self._request is not None:
-                self._request.disconnected.set()
-            task.cancel()
+        self._stop_task()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.cancel()
@@ -290,49 +294,120 @@ class _HTTPConnection(asyncio.Protocol):
         self._request = request
         self._phase = _HANDLING
         self._deadline = None
-        self._task = self._loop.create_task(self._respond(request, head))
+        self._pending = head
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():  # else the task was cancelled from outside and aborts
+                waiter.set_result(None)
+        elif self._task is None:
+            self._task = self._loop.create_task(self._serve())
+        # else the task itself parsed this pipelined request after its response and goes on with it
 
-    # response writing
+    def _stop_task(self) -> None:
+        """End the connection's task: wake it if it waits between requests, else cancel it."""
+        task = self._task
+        if task is None or task.done():
+            return
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)  # with nothing pending, the task ends
+        else:
+            if self._request is not None:
+                self._request.disconnected.set()
+            task.cancel()
 
-    async def _respond(self, request: Request, head: RequestHead) -> None:
+    # the connection's task
+
+    async def _serve(self) -> None:
+        """Answer the connection's requests one after the other, waiting on a future between them.
+
+        A task per request would cost a Task (and its registration in asyncio's weak set of all
+        tasks) each time; this one lives as long as the connection. So handlers share the task's
+        context: a context variable a handler sets is still set for the next request on the same
+        connection, and handlers must not count on per-request context isolation.
+        """
         try:
-            try:
-                response = await self._handler(request)
-                if not isinstance(response, _RESPONSE_TYPES):
-                    raise TypeError(f"handler returned {type(response).__name__}, not a response")
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
+            while True:
+                request = self._request
+                head = self._pending
+                assert request is not None and head is not None
+                self._pending = None
+                try:
+                    try:
+                        response = await self._handler(request)
+                        if not isinstance(response, _RESPONSE_TYPES):
+                            raise TypeError(
+                                f"handler returned {type(response).__name__}, not a response"
+                            )
+                    except asyncio.CancelledError:
+                        if self._cancel_requested():
+                            raise
+                        # The handler let out a CancelledError of its own: a failure like any other.
+                        logger.exception(
+                            "HTTP handler failed on %s %s", request.method, request.target
+                        )
+                        response = Response(
+                            500, _INTERNAL_ERROR_BODY, content_type="application/json"
+                        )
+                    except Exception:
+                        logger.exception(
+                            "HTTP handler failed on %s %s", request.method, request.target
+                        )
+                        response = Response(
+                            500, _INTERNAL_ERROR_BODY, content_type="application/json"
+                        )
+                    if self._phase != _HANDLING:
+                        return
+                    keep_alive = head.keep_alive and not self._server.closing
+                    if isinstance(response, StreamingResponse):
+                        keep_alive = await self._write_stream(response, head, keep_alive)
+                    else:
+                        keep_alive = self._write_fixed(response, head, keep_alive)
+                    if self._phase != _HANDLING:
+                        return
+                    if not keep_alive:
+                        self._close()
+                        return
+                    if self._write_paused:
+                        await self._drain()
+                except asyncio.CancelledError:
+                    if self._phase == _HANDLING:
+                        self._abort()
                     raise
-                # The handler let out a CancelledError of its own: a failure like any other.
-                logger.exception("HTTP handler failed on %s %s", request.method, request.target)
-                response = Response(500, _INTERNAL_ERROR_BODY, content_type="application/json")
-            except Exception:
-                logger.exception("HTTP handler failed on %s %s", request.method, request.target)
-                response = Response(500, _INTERNAL_ERROR_BODY, content_type="application/json")
-            if self._phase != _HANDLING:
-                return
-            keep_alive = head.keep_alive and not self._server.closing
-            if isinstance(response, StreamingResponse):
-                keep_alive = await self._write_stream(response, head, keep_alive)
-            else:
-                keep_alive = self._write_fixed(response, head, keep_alive)
-            if self._phase != _HANDLING:
-                return
-            if not keep_alive:
-                self._close()
-                return
-            if self._write_paused:
-                await self._drain()
+                except Exception:
+                    logger.exception("HTTP connection failed while answering %s", request.target)
+                    self._abort()
+                    return
+                del request, response  # not kept alive while waiting for the next request
+                self._next_request()
+                if self._pending is not None:
+                    # A pipelined request was parsed from the buffer: let the loop run other work
+                    # first, as it did when every request had its own task.
+                    await asyncio.sleep(0)
+                    continue
+                if self._phase >= _LINGER:
+                    return
+                waiter = self._waiter = self._loop.create_future()
+                await waiter
+                if self._pending is None:  # woken to end: the connection is closing
+                    return
         except asyncio.CancelledError:
-            if self._phase == _HANDLING:
+            # Cancelled while no handler runs (by the loop shutting down, say): the connection
+            # cannot go on without its task.
+            self._waiter = None
+            if self._phase < _LINGER:
                 self._abort()
             raise
-        except Exception:
-            logger.exception("HTTP connection failed while answering %s", request.target)
-            self._abort()
-            return
-        self._next_request()
+
+    def _cancel_requested(self) -> bool:
+        """Whether the connection's task was asked to cancel (rather than a handler's own error)."""
+        task = self._task
+        return task is None or task.cancelling() > 0
+
+    # response writing
 
     def _write_fixed(self, response: Response, head: RequestHead, keep_alive: bool) -> bool:
         transport = self._transport
@@ -399,8 +474,7 @@ class _HTTPConnection(asyncio.Protocol):
                     if self._write_paused:
                         await self._drain()
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
+                if self._cancel_requested():
                     raise
                 logger.exception("HTTP streaming response to %s failed midway", head.target)
                 self._abort()
@@ -424,7 +498,6 @@ class _HTTPConnection(asyncio.Protocol):
         await waiter
 
     def _next_request(self) -> None:
-        self._task = None
         self._request = None
         transport = self._transport
         if self._phase == _CLOSED or transport is None or transport.is_closing():
@@ -475,11 +548,7 @@ class _HTTPConnection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Cancel the running handler and close the connection (the server is closing)."""
-        task = self._task
-        if task is not None and not task.done():
-            if self._request is not None:
-                self._request.disconnected.set()
-            task.cancel()
+        self._stop_task()
         transport = self._transport
         if transport is None or self._phase == _CLOSED:
             return

@@ -71,7 +71,7 @@ from .errors import (
     NegotiationError,
     PeerUnreachable,
 )
-from .link import Channel, DimseLink
+from .link import Channel, DeadlineWatch, DimseLink
 
 log = logging.getLogger("harmony_dimse.net")
 
@@ -179,6 +179,7 @@ class Association:
         self._link = link
         self.acse_timeout = acse_timeout
         self._loop = link.loop
+        self._deadlines = DeadlineWatch(link.loop)
         self.host = host
         self.port = port
         self.called_aet = rq.called_ae
@@ -286,6 +287,7 @@ class Association:
             self._link.flush()
 
     def _fail_all(self, exc: BaseException) -> None:
+        self._deadlines.close()
         for channel in self._pending.values():
             channel.fail(exc)
         if self._incoming is not None:
@@ -333,7 +335,7 @@ class Association:
     ) -> Channel:
         """Send a request; the channel its responses will arrive on."""
         self._check_open()
-        channel = Channel(self._loop, self.abort)
+        channel = Channel(self._loop, self.abort, self._deadlines)
         self._pending[command.message_id] = channel
         try:
             self._link.send_message(context_id, command, dataset)
@@ -584,7 +586,7 @@ class Association:
                 affected_sop_class_uid=ctx.abstract_syntax,
                 priority=priority,
             )
-            incoming = self._incoming = Channel(self._loop, self.abort)
+            incoming = self._incoming = Channel(self._loop, self.abort, self._deadlines)
             mid = rq.message_id
             self._pending[mid] = incoming  # C-GET-RSPs and C-STORE-RQs share one queue, in order
             finished = False

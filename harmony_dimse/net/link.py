@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -35,16 +36,67 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class DeadlineWatch:
+    """Deadlines for many waits on one timer, re-armed only when it fires early or a wait ends
+    sooner than all others (a timer per wait costs more than the wait itself on the hot path).
+    A wait past its deadline gets DicomTimeout("dimse", timeout, context)."""
+
+    __slots__ = ("_at", "_handle", "_loop", "_waits")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waits: dict[asyncio.Future[None], tuple[float, float, str]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf
+
+    def add(self, waiter: asyncio.Future[None], timeout: float, context: str) -> None:
+        deadline = self._loop.time() + timeout
+        self._waits[waiter] = (deadline, timeout, context)
+        if deadline < self._at:
+            self._arm(deadline)
+
+    def discard(self, waiter: asyncio.Future[None]) -> None:
+        self._waits.pop(waiter, None)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._at = math.inf
+
+    def _arm(self, deadline: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._at = deadline
+        self._handle = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._at = math.inf
+        now = self._loop.time()
+        for waiter, (deadline, timeout, context) in list(self._waits.items()):
+            if deadline <= now:
+                del self._waits[waiter]
+                if not waiter.done():
+                    waiter.set_exception(DicomTimeout("dimse", timeout, context))
+        if self._waits:
+            self._arm(min(deadline for deadline, _, _ in self._waits.values()))
+
+
 class Channel:
     """A queue of received messages for one operation, with a deadline on each wait."""
 
-    __slots__ = ("_exc", "_items", "_loop", "_on_timeout", "_waiter")
+    __slots__ = ("_exc", "_items", "_loop", "_on_timeout", "_waiter", "_watch")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, on_timeout: Callable[[], None] | None = None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_timeout: Callable[[], None] | None = None,
+        watch: DeadlineWatch | None = None,
     ) -> None:
         self._loop = loop
         self._on_timeout = on_timeout  # called when a wait times out, before DicomTimeout rises
+        self._watch = watch if watch is not None else DeadlineWatch(loop)
         self._items: deque[ReceivedMessage] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._exc: BaseException | None = None
@@ -67,9 +119,8 @@ class Channel:
             if self._exc is not None:
                 raise self._exc
             waiter = self._waiter = self._loop.create_future()
-            handle = None
             if timeout:
-                handle = self._loop.call_later(timeout, _expire, waiter, timeout, context)
+                self._watch.add(waiter, timeout, context)
             try:
                 await waiter
             except DicomTimeout:
@@ -78,14 +129,9 @@ class Channel:
                 raise
             finally:
                 self._waiter = None
-                if handle is not None:
-                    handle.cancel()
+                if timeout:
+                    self._watch.discard(waiter)
         return self._items.popleft()
-
-
-def _expire(waiter: asyncio.Future[None], timeout: float, context: str) -> None:
-    if not waiter.done():
-        waiter.set_exception(DicomTimeout("dimse", timeout, context))
 
 
 class DimseLink(asyncio.Protocol):

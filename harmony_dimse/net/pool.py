@@ -249,8 +249,15 @@ class Lease:
         self._entry: _Entry | None = None
 
     async def __aenter__(self) -> Association:
-        self._entry = await self._pool._get()
-        return self._entry.assoc
+        pool = self._pool
+        entry = pool._free_entry() if not pool._closed else None
+        if entry is not None:  # the usual case: no waiting, no coroutine for _get
+            entry.users += 1
+            pool._wake_if_room(entry)
+        else:
+            entry = await pool._get()
+        self._entry = entry
+        return entry.assoc
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
