@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--svg", type=Path)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     parser.add_argument(
+        "--pool", type=int, default=16, help="associations per backend and worker (default 16)"
+    )
+    parser.add_argument(
         "--only", action="append", default=[], help="run only this operation (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 orthanc,
                 store_port,
                 incoming_port,
-                16,
+                args.pool,
                 pacs_port,
             )
             pacs = start_pacs(tmp, pacs_port)

@@ -7,6 +7,7 @@ precompiled structs; ``encode_command`` and ``decode_command`` are the two entry
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -548,6 +549,11 @@ def _split_elements(
     return values, after_group_length, foreign
 
 
+# per message class: the fields its constructor takes (the rest are class constants)
+_INIT_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.init) for cls in MESSAGE_TYPES.values()
+}
+
 # per command field: (element, attribute, vr, required, field) of every field but CommandField
 _DECODE_PLANS: dict[int, tuple[tuple[int, str, str, bool, _Field], ...]] = {
     command_field: tuple(
@@ -557,8 +563,53 @@ _DECODE_PLANS: dict[int, tuple[tuple[int, str, str, bool, _Field], ...]] = {
 }
 
 
+# Responses from one peer repeat the same command set but for MessageIDBeingRespondedTo: the last
+# response decoded of each length is kept with the offset of that value, and a command set equal
+# to it everywhere else is decoded by copying its fields and reading the 2 bytes there.
+_RESPONDED_TO_TEMPLATES: dict[int, tuple[bytes, int, type, dict[str, Any]]] = {}
+_MAX_RESPONDED_TO_TEMPLATES = 64
+
+
 def decode_command(data: bytes | bytearray | memoryview) -> DimseMessage:
     """Parse a command set; raises DIMSEError naming the problem when it is malformed."""
+    raw = bytes(data)
+    template = _RESPONDED_TO_TEMPLATES.get(len(raw))
+    if template is not None:
+        known, at, cls, fields = template
+        if raw[:at] == known[:at] and raw[at + 2 :] == known[at + 2 :]:
+            kwargs = fields.copy()
+            kwargs["message_id_being_responded_to"] = raw[at] | raw[at + 1] << 8
+            return cast(DimseMessage, cls(**kwargs))
+    message = _decode_command(raw)
+    if isinstance(message, _Response) and not message.failed_sop_instances:
+        _remember_response(raw, message)
+    return message
+
+
+def _remember_response(raw: bytes, message: _Response) -> None:
+    at = _value_offset(raw, 0x0120)
+    if at is None or (
+        len(raw) not in _RESPONDED_TO_TEMPLATES
+        and len(_RESPONDED_TO_TEMPLATES) >= _MAX_RESPONDED_TO_TEMPLATES
+    ):
+        return
+    fields = {name: getattr(message, name) for name in _INIT_FIELDS[type(message)]}
+    _RESPONDED_TO_TEMPLATES[len(raw)] = (raw, at, type(message), fields)
+
+
+def _value_offset(raw: bytes, wanted: int) -> int | None:
+    """Where the value of group-0000 element ``wanted`` starts in a well-formed command set."""
+    offset = 0
+    while offset + _HEADER_SIZE <= len(raw):
+        group, element, length = _HEADER.unpack_from(raw, offset)
+        offset += _HEADER_SIZE
+        if group == 0 and element == wanted:
+            return offset if length == 2 else None
+        offset += length
+    return None
+
+
+def _decode_command(data: bytes) -> DimseMessage:
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")

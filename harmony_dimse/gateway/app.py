@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -39,6 +39,15 @@ log = logging.getLogger("harmony_dimse.gateway")
 
 _encode = msgspec.json.Encoder().encode
 _UNKNOWN = object()
+_HEALTH_PATHS = ("/healthz", "/health")
+
+
+class _UnknownOperationPath(Exception):
+    """A POST to ``<prefix>/<word>`` where the word names no operation."""
+
+
+def _blank(body: bytes) -> bool:
+    return not body or body.isspace()
 _ROUTE_CACHE_SIZE = 1024
 
 
@@ -171,7 +180,7 @@ class Gateway:
         return found
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
-        if request.path in ("/healthz", "/health"):
+        if request.path in _HEALTH_PATHS:
             if request.method not in ("GET", "HEAD"):
                 return _method_not_allowed("GET")
             return json_response(
@@ -190,39 +199,52 @@ class Gateway:
         route, sub = found
         if request.method != "POST":
             return _method_not_allowed("POST")
-        backend = route.backend
         try:
-            return await self._dispatch(request, route, sub)
+            req = self._operation_of(request, route, sub)
+            if type(req) is OperationRequest:
+                return await self._run(request, req, route)
+            media, params = cast(tuple[str, dict[str, str]], req)
+            return await self._store(request, route.backend, media, params)
+        except _UnknownOperationPath:
+            return json_response(
+                404,
+                {
+                    "error": "not found",
+                    "message": f"{route.prefix}/{sub}: unknown operation path; POST to"
+                    f" {route.prefix} with a JSON body, or to {route.prefix}/echo, /find,"
+                    " /move, /get or /store",
+                },
+            )
         except (RequestError, QueryError) as exc:
             status, body = error_response(exc)
             return json_response(status, body)
         except Exception as exc:  # every DICOM failure becomes a 502/504 that says what happened
-            status, body = error_response(exc, backend)
+            status, body = error_response(exc, route.backend)
             if status == 500:
                 log.exception("request to %s failed", request.path)
             else:
                 log.info("%s %s -> %d: %s", request.method, request.path, status, exc)
             return json_response(status, body)
 
-    async def _dispatch(
+    def _operation_of(
         self, request: Request, route: Route, sub: str
-    ) -> Response | StreamingResponse:
+    ) -> OperationRequest | tuple[str, dict[str, str]]:
+        """The operation a request asks for, or for a C-STORE its body's media type and
+        parameters; raises RequestError naming what is wrong."""
         operation = None
         if sub:
             try:
                 operation = normalize_operation(sub)
             except RequestError:
-                return json_response(
-                    404,
-                    {
-                        "error": "not found",
-                        "message": f"{route.prefix}/{sub}: unknown operation path; POST to"
-                        f" {route.prefix} with a JSON body, or to {route.prefix}/echo, /find,"
-                        " /move, /get or /store",
-                    },
-                )
-        media, params = content_type_params(request.header("content-type") or "")
-        backend = route.backend
+                raise _UnknownOperationPath from None
+        content_type = request.header("content-type")
+        params: dict[str, str]
+        if content_type is None:
+            media, params = "", {}
+        elif content_type == "application/json":
+            media, params = content_type, {}
+        else:
+            media, params = content_type_params(content_type)
         dicom_body = media in ("application/dicom", "multipart/related")
         if dicom_body and operation not in (None, "C-STORE"):
             raise RequestError(
@@ -232,7 +254,7 @@ class Gateway:
                 415,
             )
         if operation == "C-STORE" or dicom_body:
-            return await self._store(request, backend, media, params)
+            return media, params
         if (
             media
             and media != "application/json"
@@ -245,7 +267,8 @@ class Gateway:
                 " (or application/dicom / multipart/related for C-STORE)",
                 415,
             )
-        obj = parse_json_body(request.body) if (request.body.strip() or operation is None) else {}
+        body = request.body
+        obj = parse_json_body(body) if operation is None or not _blank(body) else {}
         req = parse_operation(obj, operation=operation)
         if req.operation == "C-STORE":
             raise RequestError(
@@ -254,7 +277,7 @@ class Gateway:
                 ' (application/dicom or multipart/related; type="application/dicom")',
                 415,
             )
-        return await self._run(request, req, route)
+        return req
 
     async def _run(
         self, request: Request, req: OperationRequest, route: Route

@@ -45,14 +45,13 @@ async def run_echo(backend: Backend, req: OperationRequest) -> dict[str, Any]:
         associated = time.perf_counter()
         status = await assoc.echo()
         echoed = time.perf_counter()
-    return {
-        **_base(req, backend),
-        "success": True,
-        "status": status_json(status),
-        "local_aet": backend.local_aet,
-        "round_trip_ms": round((echoed - associated) * 1000, 3),
-        "association_ms": round((associated - start) * 1000, 3),
-    }
+    body = _base(req, backend)
+    body["success"] = True
+    body["status"] = status_json(status)
+    body["local_aet"] = backend.local_aet
+    body["round_trip_ms"] = round((echoed - associated) * 1000, 3)
+    body["association_ms"] = round((associated - start) * 1000, 3)
+    return body
 
 
 def _retrieve_json(final: RetrieveProgress) -> dict[str, Any]:

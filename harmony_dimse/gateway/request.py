@@ -15,6 +15,7 @@ OPERATIONS = ("C-ECHO", "C-FIND", "C-MOVE", "C-GET", "C-STORE")
 _ALIASES = {op.replace("-", "").lower(): op for op in OPERATIONS} | {
     op[2:].lower(): op for op in OPERATIONS
 }
+_NORMALIZED: dict[object, str] = {}  # spellings seen -> operation
 KNOWN_FIELDS = {
     "operation",
     "level",
@@ -40,6 +41,9 @@ class OperationRequest:
 
 
 def normalize_operation(value: object) -> str:
+    known = _NORMALIZED.get(value) if type(value) is str else None
+    if known is not None:
+        return known
     if not isinstance(value, str):
         raise RequestError("operation", f"must be a string, got {_kind(value)}")
     key = value.strip().replace("-", "").replace("_", "").lower()
@@ -48,6 +52,8 @@ def normalize_operation(value: object) -> str:
         raise RequestError(
             "operation", f"unknown operation {value!r}; use one of {', '.join(OPERATIONS)}"
         )
+    if len(_NORMALIZED) < 1024:
+        _NORMALIZED[value] = op
     return op
 
 
