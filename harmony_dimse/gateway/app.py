@@ -48,6 +48,8 @@ class _UnknownOperationPath(Exception):
 
 def _blank(body: bytes) -> bool:
     return not body or body.isspace()
+
+
 _ROUTE_CACHE_SIZE = 1024
 
 
