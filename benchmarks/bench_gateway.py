@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", default=[], help="run only this operation (repeatable)"
     )
     args = parser.parse_args(argv)
-    seconds = 1.0 if args.quick else 4.0
+    seconds = 1.0 if args.quick else 6.0
+    rounds = 1 if args.quick else 3
 
     def selected(name: str) -> bool:
         return not args.only or name in args.only
@@ -359,22 +360,19 @@ def main(argv: list[str] | None = None) -> int:
                     if not selected(name):
                         continue
                     for conc in concurrencies:
-                        meter.start()
-                        ours = run_async(
-                            run_load(LOCAL, http_port, ours_job, concurrency=conc, seconds=seconds)
-                        )
-                        ours_cpu = meter.stop()
-                        meter.start()
-                        theirs = run_async(
-                            run_load(
-                                LOCAL,
-                                orthanc.http_port,
-                                orthanc_job,
-                                concurrency=conc,
-                                seconds=seconds,
+                        # the two sides take turns, so a slow spell of the machine hits both
+                        ours_rounds, theirs_rounds = [], []
+                        for _ in range(rounds):
+                            ours_rounds.append(
+                                measure(meter, http_port, ours_job, conc, seconds / rounds)
                             )
-                        )
-                        theirs_cpu = meter.stop()
+                            theirs_rounds.append(
+                                measure(
+                                    meter, orthanc.http_port, orthanc_job, conc, seconds / rounds
+                                )
+                            )
+                        ours, ours_cpu = combine(ours_rounds)
+                        theirs, theirs_cpu = combine(theirs_rounds)
                         rows.append(_row(name, conc, ours, theirs, ours_cpu, theirs_cpu))
                         print(describe(rows[-1], ours, theirs), flush=True)
                 for name, body_json in (
@@ -497,6 +495,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.svg:
         args.svg.write_text(svg_chart(rows))
     return 0
+
+
+def measure(
+    meter: CPUMeter, port: int, job: Callable[[int], Any], conc: int, seconds: float
+) -> tuple[LoadResult, dict[str, float]]:
+    """One run of ``job`` against ``port`` and the cores each process used meanwhile."""
+    meter.start()
+    result = run_async(run_load(LOCAL, port, job, concurrency=conc, seconds=seconds))
+    return result, meter.stop()
+
+
+def combine(runs: list[tuple[LoadResult, dict[str, float]]]) -> tuple[LoadResult, dict[str, float]]:
+    """Several runs of one cell as one: the median rate (as operations over the median run's
+    seconds), every latency, all errors, and the mean cores used."""
+    by_rate = sorted(runs, key=lambda run: run[0].rate)
+    middle = by_rate[len(by_rate) // 2][0]
+    merged = LoadResult(middle.operations, middle.seconds)
+    for result, _ in runs:
+        merged.latencies.extend(result.latencies)
+        merged.errors += result.errors
+        merged.first_error = merged.first_error or result.first_error
+    cpu = {name: round(sum(c[name] for _, c in runs) / len(runs), 2) for name in runs[0][1]}
+    return merged, cpu
 
 
 def _row(

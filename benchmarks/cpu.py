@@ -35,6 +35,14 @@ def _process_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
 
 
+def _machine() -> tuple[int, int]:
+    """(busy, idle) clock ticks of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat", "rb") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, idle
+
+
 def tree_seconds(pid: int, tree: Mapping[int, list[int]] | None = None) -> float:
     """CPU seconds of ``pid`` and its live descendants (gateway workers, Orthanc's threads)."""
     tree = _children() if tree is None else tree
@@ -54,6 +62,7 @@ class CPUMeter:
         self.alone = dict(alone or {})
         self.pids = {**self.trees, **self.alone}
         self._start: dict[str, float] = {}
+        self._machine0 = (0, 0)
         self._t0 = 0.0
 
     def _sample(self) -> dict[str, float]:
@@ -65,11 +74,16 @@ class CPUMeter:
     def start(self) -> None:
         self._t0 = os.times().elapsed
         self._start = self._sample()
+        self._machine0 = _machine()
 
     def stop(self) -> dict[str, float]:
         """Cores (CPU seconds per wall second) each tree used since ``start()``."""
         wall = os.times().elapsed - self._t0
         end = self._sample()
+        machine = _machine()
         if wall <= 0:
             return {name: 0.0 for name in self.pids}
-        return {name: round((end[name] - self._start[name]) / wall, 2) for name in self.pids}
+        cores = {name: round((end[name] - self._start[name]) / wall, 2) for name in self.pids}
+        busy = (machine[0] - self._machine0[0]) / _TICKS / wall
+        cores["machine"] = round(busy, 2)  # all processes, kernel work included
+        return cores

@@ -174,7 +174,11 @@ class Gateway:
             return found
         found = None
         for r in self.routes:
-            if path == r.prefix or path.startswith(r.prefix + "/"):
+            if r.prefix == "/":  # the root endpoint takes every path (longer prefixes come first)
+                if path.startswith("/"):
+                    found = r, path.strip("/")
+                    break
+            elif path == r.prefix or path.startswith(r.prefix + "/"):
                 found = r, path[len(r.prefix) :].strip("/")
                 break
         if len(self._route_cache) < _ROUTE_CACHE_SIZE:
@@ -208,12 +212,13 @@ class Gateway:
             media, params = cast(tuple[str, dict[str, str]], req)
             return await self._store(request, route.backend, media, params)
         except _UnknownOperationPath:
+            base = "" if route.prefix == "/" else route.prefix
             return json_response(
                 404,
                 {
                     "error": "not found",
-                    "message": f"{route.prefix}/{sub}: unknown operation path; POST to"
-                    f" {route.prefix} with a JSON body, or to {route.prefix}/echo, /find,"
+                    "message": f"{request.path}: unknown operation path; POST to"
+                    f" {route.prefix} with a JSON body, or to {base}/echo, /find,"
                     " /move, /get or /store",
                 },
             )
@@ -251,8 +256,8 @@ class Gateway:
         if dicom_body and operation not in (None, "C-STORE"):
             raise RequestError(
                 "Content-Type",
-                f"{route.prefix}/{sub} takes a JSON body; {media} bodies are for C-STORE"
-                f" ({route.prefix} or {route.prefix}/store)",
+                f"{request.path} takes a JSON body; {media} bodies are for C-STORE"
+                f" ({route.prefix} or {route.prefix.rstrip('/')}/store)",
                 415,
             )
         if operation == "C-STORE" or dicom_body:
