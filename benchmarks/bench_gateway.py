@@ -105,6 +105,7 @@ port = {port}
 local_aet = "HARMONY_SCU"
 incoming_store_port = {incoming_port}
 pool_size = {pool_size}
+pool_max_operations = 1000000
 """
 
 
