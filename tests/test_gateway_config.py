@@ -872,3 +872,34 @@ def test_setup_logging_reports_an_unwritable_log_file(
     with pytest.raises(ConfigError) as caught:
         setup_logging(cfg)
     assert_located(caught.value, "config.toml", "logging", "log_file_path")
+
+
+def test_http_limits_default_and_are_read(tmp_path: Path) -> None:
+    from harmony_dimse.http.limits import HTTPLimits
+
+    assert load_config(write(tmp_path)).http.limits == HTTPLimits()
+    config = CONFIG.replace(
+        "bind_port = 8085\n",
+        "bind_port = 8085\nmax_body_size = 1048576\nmax_connections = 10\n"
+        "header_timeout = 1\nbody_timeout = 2.5\nkeepalive_timeout = 3\nwrite_timeout = 4\n",
+    )
+    limits = load_config(write(tmp_path, config)).http.limits
+    assert (limits.max_body, limits.max_connections) == (1048576, 10)
+    assert (limits.header_timeout, limits.body_timeout) == (1.0, 2.5)
+    assert (limits.keepalive_timeout, limits.write_timeout) == (3.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("max_body_size = -1", "max_body_size"),
+        ("max_connections = 0", "max_connections"),
+        ("body_timeout = 0", "body_timeout"),
+        ("keepalive_timeout = -5", "keepalive_timeout"),
+    ],
+)
+def test_bad_http_limits_name_the_key(tmp_path: Path, line: str, key: str) -> None:
+    error = error_of(
+        tmp_path, config=CONFIG.replace("bind_port = 8085\n", f"bind_port = 8085\n{line}\n")
+    )
+    assert_located(error, "config.toml", "network.http_net.http", key)

@@ -434,3 +434,17 @@ async def test_ports_in_use_are_named_and_nothing_is_left_listening(tmp_path: Pa
             async with running_gateway(config):
                 pass
         assert f"127.0.0.1:{busy} (incoming_store_port)" in str(scp_busy.value)
+
+
+async def test_body_limit_from_config_toml(tmp_path: Path) -> None:
+    config = write_gateway_config(tmp_path, backend_port=free_port(), incoming_port=free_port())
+    text = config.read_text()
+    config.write_text(text.replace("bind_port = 0\n", "bind_port = 0\nmax_body_size = 1000\n"))
+    async with running_gateway(config) as gateway, HttpClient(gateway.port) as client:
+        assert client.writer is not None
+        client.writer.write(
+            f"POST {PREFIX} HTTP/1.1\r\nHost: x\r\nContent-Type: application/dicom\r\n"
+            "Content-Length: 1001\r\n\r\n".encode()
+        )
+        reply = await client.read_reply()
+    assert error_body(reply, 413)["error"] == "request body too large"

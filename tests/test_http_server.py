@@ -706,6 +706,22 @@ def test_slow_header_and_body_get_408(run: Run) -> None:
     run(scenario)
 
 
+def test_a_slow_body_that_keeps_coming_is_not_cut_off(run: Run) -> None:
+    async def scenario() -> None:
+        async with serving(echo, body_timeout=0.2) as server:
+            client = await Client.connect(server)
+            client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n")
+            for piece in (b"ab", b"cd", b"ef", b"gh"):  # 0.45 s in all, 0.15 s between pieces
+                await asyncio.sleep(0.15)
+                client.send(piece)
+            reply = await client.response()
+            assert reply.status == 200
+            assert json.loads(reply.body)["body"] == "abcdefgh"
+            await client.close()
+
+    run(scenario)
+
+
 def test_idle_connections_are_closed_silently(run: Run) -> None:
     async def scenario() -> None:
         async with serving(echo, header_timeout=0.2, keepalive_timeout=0.2) as server:

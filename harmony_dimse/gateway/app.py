@@ -145,7 +145,11 @@ class Gateway:
         h = self.config.http
         try:
             self.http = await start_http_server(
-                self.handle, h.bind_address, h.bind_port, limits=self.limits, reuse_port=reuse_port
+                self.handle,
+                h.bind_address,
+                h.bind_port,
+                limits=self.limits or h.limits,
+                reuse_port=reuse_port,
             )
         except OSError as exc:
             raise OSError(

@@ -29,6 +29,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
+from ..http.limits import HTTPLimits
+
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11 has the same parser as tomli
@@ -99,6 +101,7 @@ class HttpConfig(msgspec.Struct, frozen=True):
     network: str
     bind_address: str
     bind_port: int
+    limits: HTTPLimits = HTTPLimits()
 
 
 class LoggingConfig(msgspec.Struct, frozen=True):
@@ -202,12 +205,22 @@ class _ProxyToml(msgspec.Struct):
     workers: int = 1
 
 
+_DEFAULT_LIMITS = HTTPLimits()
+
+
 class _HttpToml(msgspec.Struct):
     bind_address: str
     bind_port: int
     cert_path: str | None = None
     key_path: str | None = None
     force_https: bool = False
+    # our own: the limits of the HTTP server (see harmony_dimse.http.limits)
+    max_body_size: int = _DEFAULT_LIMITS.max_body
+    max_connections: int = _DEFAULT_LIMITS.max_connections
+    header_timeout: float = _DEFAULT_LIMITS.header_timeout
+    body_timeout: float = _DEFAULT_LIMITS.body_timeout
+    keepalive_timeout: float = _DEFAULT_LIMITS.keepalive_timeout
+    write_timeout: float = _DEFAULT_LIMITS.write_timeout
 
 
 class _NetworkToml(msgspec.Struct):
@@ -725,8 +738,24 @@ def _load_networks(
             network=name,
             bind_address=_check_host(http.bind_address, http_where, "bind_address"),
             bind_port=_check_port(http.bind_port, http_where, "bind_port", allow_zero=True),
+            limits=_http_limits(http, http_where),
         )
     return networks
+
+
+def _http_limits(http: _HttpToml, where: _Where) -> HTTPLimits:
+    return HTTPLimits(
+        max_request_line=_DEFAULT_LIMITS.max_request_line,
+        max_header_bytes=_DEFAULT_LIMITS.max_header_bytes,
+        max_headers=_DEFAULT_LIMITS.max_headers,
+        max_body=_check_at_least(http.max_body_size, 0, where, "max_body_size"),
+        max_connections=_check_at_least(http.max_connections, 1, where, "max_connections"),
+        header_timeout=_check_seconds(http.header_timeout, where, "header_timeout"),
+        body_timeout=_check_seconds(http.body_timeout, where, "body_timeout"),
+        keepalive_timeout=_check_seconds(http.keepalive_timeout, where, "keepalive_timeout"),
+        write_timeout=_check_seconds(http.write_timeout, where, "write_timeout"),
+        linger_timeout=_DEFAULT_LIMITS.linger_timeout,
+    )
 
 
 def _load_logging(

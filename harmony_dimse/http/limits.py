@@ -11,7 +11,8 @@ class HTTPLimits:
 
     header_timeout: the request head (request line and headers) must be complete this long after its
     first byte arrives; a fresh connection that sends nothing at all is closed silently after it.
-    body_timeout: the whole body must arrive within this long after the head.
+    body_timeout: the body may pause at most this long (after the head, or between two pieces of
+    it); a large upload over a slow link is not cut off as long as its bytes keep coming.
     keepalive_timeout: an idle keep-alive connection is closed silently after this long.
     write_timeout: a response write blocked by a client that does not read aborts the connection.
     linger_timeout: after an error response the server half-closes and discards what the client

@@ -92,7 +92,7 @@ _COPY_LIMIT = 65536
 _FRESH = 0  # connected, nothing received yet: closed silently after header_timeout
 _IDLE = 1  # between keep-alive requests: closed silently after keepalive_timeout
 _HEAD = 2  # part of a request head received: 408 after header_timeout
-_BODY = 3  # head done, reading the body: 408 after body_timeout
+_BODY = 3  # head done, reading the body: 408 after body_timeout without any of it
 _HANDLING = 4  # handler running or response being written: only write_timeout applies
 _LINGER = 5  # error sent, write side shut, discarding input until EOF or linger_timeout
 _CLOSING = (
@@ -185,6 +185,8 @@ class _HTTPConnection(asyncio.Protocol):
         if phase <= _IDLE:
             self._begin_request()
         elif phase != _HANDLING:
+            if phase == _BODY:  # body_timeout bounds the silence between pieces of the body
+                self._deadline = self._loop.time() + self._limits.body_timeout
             self._process()
         elif self._parser.buffered > self._pipeline_limit and not self._reading_paused:
             self._reading_paused = True
@@ -257,7 +259,8 @@ class _HTTPConnection(asyncio.Protocol):
             self._start_handler(head, body)
 
     def _begin_body(self, head: RequestHead) -> None:
-        """Wait for the rest of the body within body_timeout, inviting it if the client asks."""
+        """Wait for the rest of the body (each piece within body_timeout of the one before),
+        inviting it if the client asks."""
         self._head = head
         self._phase = _BODY
         self._set_deadline(self._limits.body_timeout)
