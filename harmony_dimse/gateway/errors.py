@@ -59,7 +59,6 @@ _STATUS_JSON: dict[StatusInfo, dict[str, Any]] = {}
 def status_json(info: StatusInfo, error_comment: str | None = None) -> dict[str, Any]:
     """A DIMSE status as JSON: code, hex, category, meaning, and the Error Comment when sent.
 
-    Without an error comment the same dict comes back for the same status: treat it as read-only.
     """
     if not error_comment:
         cached = _STATUS_JSON.get(info)
@@ -67,7 +66,7 @@ def status_json(info: StatusInfo, error_comment: str | None = None) -> dict[str,
             cached = _status_json(info, None)
             if len(_STATUS_JSON) < 4096:
                 _STATUS_JSON[info] = cached
-        return cached
+        return cached.copy()
     return _status_json(info, error_comment)
 
 

@@ -96,7 +96,7 @@ class Channel:
     ) -> None:
         self._loop = loop
         self._on_timeout = on_timeout  # called when a wait times out, before DicomTimeout rises
-        self._watch = watch if watch is not None else DeadlineWatch(loop)
+        self._watch = watch  # None: a timer of its own for each wait
         self._items: deque[ReceivedMessage] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._exc: BaseException | None = None
@@ -119,8 +119,12 @@ class Channel:
             if self._exc is not None:
                 raise self._exc
             waiter = self._waiter = self._loop.create_future()
+            watch, handle = self._watch, None
             if timeout:
-                self._watch.add(waiter, timeout, context)
+                if watch is not None:
+                    watch.add(waiter, timeout, context)
+                else:
+                    handle = self._loop.call_later(timeout, _expire, waiter, timeout, context)
             try:
                 await waiter
             except DicomTimeout:
@@ -129,9 +133,16 @@ class Channel:
                 raise
             finally:
                 self._waiter = None
-                if timeout:
-                    self._watch.discard(waiter)
+                if handle is not None:
+                    handle.cancel()
+                elif timeout and watch is not None:
+                    watch.discard(waiter)
         return self._items.popleft()
+
+
+def _expire(waiter: asyncio.Future[None], timeout: float, context: str) -> None:
+    if not waiter.done():
+        waiter.set_exception(DicomTimeout("dimse", timeout, context))
 
 
 class DimseLink(asyncio.Protocol):
