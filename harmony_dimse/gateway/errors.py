@@ -57,9 +57,7 @@ _STATUS_JSON: dict[StatusInfo, dict[str, Any]] = {}
 
 
 def status_json(info: StatusInfo, error_comment: str | None = None) -> dict[str, Any]:
-    """A DIMSE status as JSON: code, hex, category, meaning, and the Error Comment when sent.
-
-    """
+    """A DIMSE status as JSON: code, hex, category, meaning, and the Error Comment when sent."""
     if not error_comment:
         cached = _STATUS_JSON.get(info)
         if cached is None:
