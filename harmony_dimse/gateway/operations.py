@@ -39,6 +39,11 @@ def _base(req: OperationRequest, backend: Backend) -> dict[str, Any]:
     return {"operation": req.operation, **backend.summary}
 
 
+def _ms(seconds: float) -> float:
+    """Seconds as milliseconds to the microsecond (cheaper than round(x, 3))."""
+    return int(seconds * 1_000_000 + 0.5) / 1000
+
+
 async def run_echo(backend: Backend, req: OperationRequest) -> dict[str, Any]:
     start = time.perf_counter()
     async with backend.pool.acquire() as assoc:
@@ -49,8 +54,8 @@ async def run_echo(backend: Backend, req: OperationRequest) -> dict[str, Any]:
     body["success"] = True
     body["status"] = status_json(status)
     body["local_aet"] = backend.local_aet
-    body["round_trip_ms"] = round((echoed - associated) * 1000, 3)
-    body["association_ms"] = round((associated - start) * 1000, 3)
+    body["round_trip_ms"] = _ms(echoed - associated)
+    body["association_ms"] = _ms(associated - start)
     return body
 
 

@@ -111,10 +111,15 @@ def parse_operation(obj: dict[str, Any], *, operation: str | None = None) -> Ope
             raise RequestError("level", f"{level!r} is not PATIENT, STUDY, SERIES or IMAGE")
         req.level = up
     # PATIENT level exists only in the Patient Root model, so asking for it picks that model
-    model = obj.get("model", "PATIENT" if req.level == "PATIENT" else "STUDY")
-    if not isinstance(model, str) or model.strip().upper() not in ("STUDY", "PATIENT"):
-        raise RequestError("model", f"{model!r} is not STUDY or PATIENT (the query/retrieve root)")
-    req.model = model.strip().upper()
+    if "model" in obj:
+        model = obj["model"]
+        if not isinstance(model, str) or model.strip().upper() not in ("STUDY", "PATIENT"):
+            raise RequestError(
+                "model", f"{model!r} is not STUDY or PATIENT (the query/retrieve root)"
+            )
+        req.model = model.strip().upper()
+    elif req.level == "PATIENT":
+        req.model = "PATIENT"
     if "identifier" in obj and "query" in obj:
         raise RequestError("identifier", "give either query or identifier, not both")
     if "identifier" in obj:
@@ -156,10 +161,11 @@ def parse_operation(obj: dict[str, Any], *, operation: str | None = None) -> Ope
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise RequestError("limit", f"must be a positive integer, got {limit!r}")
         req.limit = limit
-    priority = obj.get("priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool) or priority not in (0, 1, 2):
-        raise RequestError("priority", "must be 0 (medium), 1 (high) or 2 (low)")
-    req.priority = priority
+    if "priority" in obj:
+        priority = obj["priority"]
+        if type(priority) is not int or priority not in (0, 1, 2):
+            raise RequestError("priority", "must be 0 (medium), 1 (high) or 2 (low)")
+        req.priority = priority
     return req
 
 
