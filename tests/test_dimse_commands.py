@@ -450,3 +450,38 @@ def test_failed_sop_list_in_the_command_set_is_read_not_refused() -> None:
     msg = decode_command(raw)
     assert msg.status == 0xB000  # type: ignore[union-attr]
     assert msg.failed_sop_instances == ("1.2.3", "1.2.4")  # type: ignore[union-attr]
+
+
+def test_requests_from_one_template_differ_only_by_message_id() -> None:
+    first = encode_command(CFindRQ(message_id=1, affected_sop_class_uid=STUDY_FIND, priority=2))
+    second = encode_command(CFindRQ(message_id=513, affected_sop_class_uid=STUDY_FIND, priority=2))
+    assert len(first) == len(second)
+    assert [i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b] != []
+    assert decode_command(second) == CFindRQ(
+        message_id=513, affected_sop_class_uid=STUDY_FIND, priority=2
+    )
+    other_priority = CFindRQ(message_id=513, affected_sop_class_uid=STUDY_FIND, priority=1)
+    assert decode_command(encode_command(other_priority)) == other_priority
+    moved = CMoveRQ(message_id=9, affected_sop_class_uid=STUDY_MOVE, move_destination="DEST")
+    elsewhere = CMoveRQ(message_id=9, affected_sop_class_uid=STUDY_MOVE, move_destination="OTHER")
+    assert decode_command(encode_command(moved)) == moved
+    assert decode_command(encode_command(elsewhere)) == elsewhere
+    for bad in (-1, 0x10000):
+        with pytest.raises(DIMSEError, match="MessageID"):
+            encode_command(CEchoRQ(message_id=bad))
+
+
+def test_responses_decoded_from_the_last_of_their_length_are_exact() -> None:
+    def rsp(message_id: int, status: int) -> CFindRSP:
+        return CFindRSP(
+            message_id_being_responded_to=message_id,
+            affected_sop_class_uid=STUDY_FIND,
+            status=status,
+            has_dataset=status == 0xFF00,
+        )
+
+    for message in (rsp(1, 0xFF00), rsp(2, 0xFF00), rsp(300, 0xFF00), rsp(300, 0x0000)):
+        assert decode_command(encode_command(message)) == message
+    # same length, same message id, another status: not taken for the template
+    assert decode_command(encode_command(rsp(7, 0xC000))) == rsp(7, 0xC000)
+    assert decode_command(encode_command(rsp(8, 0xFF00))) == rsp(8, 0xFF00)

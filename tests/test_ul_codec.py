@@ -896,3 +896,27 @@ def test_random_bytes_into_the_reader_raise_only_pdu_error(
                 pass
     except PDUError:
         pass
+
+
+def test_take_whole_decodes_exactly_one_pdu_and_nothing_else() -> None:
+    pdu = b"".join(bytes(c) for c in encode_p_data_tf([PDV(1, True, True, b"abcd")]))
+    reader = PDUReader(16384)
+    taken = reader.take_whole(pdu)
+    assert taken == PDataTF([PDV(1, True, True, b"abcd")])
+    assert reader.buffered == 0
+    assert reader.take_whole(pdu + pdu) is None  # two PDUs: left to feed/next_pdu
+    assert reader.take_whole(pdu[:-1]) is None  # not all of it
+    assert reader.take_whole(pdu[:3]) is None  # not even a header
+    reader.feed(pdu[:2])
+    assert reader.take_whole(pdu) is None  # something is buffered: order must be kept
+    reader.feed(pdu[2:])
+    assert reader.next_pdu() == PDataTF([PDV(1, True, True, b"abcd")])
+
+
+def test_take_whole_checks_the_header_like_next_pdu() -> None:
+    big = b"".join(bytes(c) for c in encode_p_data_tf([PDV(1, True, True, b"x" * 200)]))
+    with pytest.raises(PDUError) as caught:
+        PDUReader(100).take_whole(big)
+    assert "exceeds the negotiated maximum" in str(caught.value)
+    with pytest.raises(PDUError):
+        PDUReader().take_whole(b"\x09\x00\x00\x00\x00\x04abcd")  # no PDU type 9

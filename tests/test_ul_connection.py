@@ -792,3 +792,38 @@ def test_event_types_are_distinct() -> None:
     events = pair.to_acceptor() + pair.acc.transport_closed()
     assert [type(e) for e in events] == [Aborted, ConnectionClosed]
     assert Abort(0, 0).describe() in events[0].detail  # type: ignore[union-attr]
+
+
+def test_one_pdv_goes_out_as_the_same_pdu_as_send_pdata() -> None:
+    for is_command, is_last, payload in ((True, True, b"cmd!"), (False, False, b"data" * 100)):
+        pair = Pair()
+        pair.establish()
+        pair.req.send_pdata([PDV(3, is_command, is_last, payload)])
+        expected = wire(pair.req)
+        pair.req.send_one_pdv(3, is_command, is_last, payload)
+        assert wire(pair.req) == expected
+        pair.req.send_one_pdv(3, is_command, is_last, payload)
+        events = pair.to_acceptor()
+        assert events == [DataReceived([PDV(3, is_command, is_last, payload)])]
+
+
+def test_one_pdv_is_refused_outside_data_transfer() -> None:
+    pair = Pair()
+    pair.connect()
+    with pytest.raises(StateError):
+        pair.req.send_one_pdv(1, True, True, b"too early")
+    assert pair.req.data_to_send() != []  # only the A-ASSOCIATE-RQ, nothing added
+
+
+def test_whole_pdus_and_pieces_in_one_read_all_arrive() -> None:
+    pair = Pair()
+    pair.establish()
+    for payload in (b"one", b"two", b"three"):
+        pair.req.send_one_pdv(1, True, True, payload)
+    stream = wire(pair.req)
+    cut = len(stream) - 4
+    events = pair.acc.receive_data(stream[:cut])  # two whole PDUs and part of the third
+    events += pair.acc.receive_data(stream[cut:])
+    assert received_payloads(events) == [b"one", b"two", b"three"]
+    pair.req.send_one_pdv(1, True, True, b"four")  # whole again, after the reader emptied
+    assert received_payloads(pair.to_acceptor()) == [b"four"]

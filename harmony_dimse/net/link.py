@@ -19,7 +19,7 @@ from typing import Any, cast
 from ..dimse.commands import DIMSEError, encode_command
 from ..dimse.fragments import PDV_OVERHEAD, MessageAssembler, ReceivedMessage, fragment
 from ..ul.connection import Aborted, Connection, DataReceived, StateError
-from ..ul.pdu import PDV, AbortReason, AbortSource
+from ..ul.pdu import AbortReason, AbortSource
 from .errors import AssociationAborted, DicomTimeout
 
 log = logging.getLogger("harmony_dimse.net")
@@ -309,7 +309,7 @@ class DimseLink(asyncio.Protocol):
             cmd = encode_command(command)
             limit = self.conn.max_send_pdu
             if dataset is None and (not limit or len(cmd) + PDV_OVERHEAD <= limit):
-                self.conn.send_pdata((PDV(context_id, True, True, cmd),))
+                self.conn.send_one_pdv(context_id, True, True, cmd)
             else:
                 for pdata in fragment(context_id, cmd, dataset, limit):
                     self.conn.send_pdata(pdata.pdvs)

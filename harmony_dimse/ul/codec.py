@@ -63,6 +63,7 @@ _COMPACT_THRESHOLD = 256 * 1024
 
 _PDU_HEADER = struct.Struct(">BxI")
 _PDV_HEADER = struct.Struct(">IBB")
+_ONE_PDV_HEADERS = struct.Struct(">BxIIBB")  # a P-DATA-TF PDU header and its only PDV's header
 _ITEM_HEADER = struct.Struct(">BxH")
 _ASSOCIATE_FIXED = struct.Struct(">H2x16s16s32x")
 _PC_RQ_HEADER = struct.Struct(">B3x")
@@ -263,6 +264,17 @@ def encode_pdu(pdu: PDU) -> bytes:
         return encoder(pdu)
     except struct.error as exc:
         raise ValueError(f"cannot encode {type(pdu).__name__}: {exc}") from None
+
+
+def encode_one_pdv(context_id: int, is_command: bool, is_last: bool, data: bytes) -> bytes:
+    """A P-DATA-TF PDU carrying one PDV, as one bytes object (a command set, say)."""
+    size = len(data)
+    control = (1 if is_command else 0) | (2 if is_last else 0)
+    try:
+        header = _ONE_PDV_HEADERS.pack(PDUType.P_DATA_TF, size + 6, size + 2, context_id, control)
+    except struct.error as exc:
+        raise ValueError(f"cannot encode P-DATA-TF: {exc}") from None
+    return header + data
 
 
 def encode_p_data_tf(pdvs: Sequence[PDV]) -> list[bytes | memoryview]:

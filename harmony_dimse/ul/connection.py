@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import PDUReader, encode_p_data_tf, encode_pdu
+from .codec import PDUReader, encode_one_pdv, encode_p_data_tf, encode_pdu
 from .fsm import OTHER_NEXT_STATE, TRANSITIONS, Action, Event, State
 from .pdu import (
     PDV,
@@ -351,6 +351,14 @@ class Connection:
         state = self.state
         if state is State.Sta6 or state is State.Sta8:
             self._outgoing.extend(encode_p_data_tf(pdvs))
+            return
+        raise StateError(f"P-DATA not allowed in {_where(state)}")
+
+    def send_one_pdv(self, context_id: int, is_command: bool, is_last: bool, data: bytes) -> None:
+        """P-DATA request (Evt9) of a single PDV: ``send_pdata([PDV(...)])`` without the list."""
+        state = self.state
+        if state is State.Sta6 or state is State.Sta8:
+            self._outgoing.append(encode_one_pdv(context_id, is_command, is_last, data))
             return
         raise StateError(f"P-DATA not allowed in {_where(state)}")
 
