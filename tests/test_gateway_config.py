@@ -173,7 +173,7 @@ def test_backend_option_defaults(tmp_path: Path) -> None:
     assert backend.incoming_store_port == 11113
     assert backend.incoming_store_host == "127.0.0.1"  # the PACS is on this machine
     assert backend.pool_size == 2
-    assert backend.pool_idle_timeout == 30.0
+    assert backend.pool_idle_timeout == 20.0
     assert backend.pool_max_operations == 1000
     assert backend.pool_wait_timeout == 10.0
     assert backend.persistent_store_scp is True

@@ -290,7 +290,7 @@ class _DicomOptionsToml(msgspec.Struct):
     incoming_store_port: int = 11113
     persistent_store_scp: bool = True
     pool_size: int = 2
-    pool_idle_timeout: float = 30.0
+    pool_idle_timeout: float = 20.0
     pool_max_operations: int = 1000
     pool_wait_timeout: float = 10.0
     use_tls: bool = False

@@ -53,7 +53,7 @@ class AssociationPool:
         port: int,
         *,
         size: int = 2,
-        idle_timeout: float = 30.0,
+        idle_timeout: float = 20.0,
         max_operations: int = 1000,
         wait_timeout: float = 10.0,
         **associate_kwargs: Any,
@@ -201,7 +201,7 @@ class AssociationPool:
     def _schedule_reaper(self) -> None:
         if self._reaper is None and self._entries and not self._closed:
             loop = asyncio.get_running_loop()
-            self._reaper = loop.call_later(max(self.idle_timeout / 2, 0.05), self._reap)
+            self._reaper = loop.call_later(max(self.idle_timeout / 4, 0.05), self._reap)
 
     def _reap(self) -> None:
         self._reaper = None
