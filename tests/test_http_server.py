@@ -979,3 +979,23 @@ def test_connection_task_cancelled_from_outside_aborts_the_connection(run: Run) 
             await wait_until(lambda: not server.connections)
 
     run(scenario)
+
+
+def test_unparsable_absolute_target_is_400_first_or_pipelined(run: Run) -> None:
+    bad = b"GET http://[x/ HTTP/1.1\r\nHost: t\r\n\r\n"
+
+    async def scenario() -> None:
+        async with serving(echo, header_timeout=1.0) as server:
+            first = await Client.connect(server)
+            first.send(bad)
+            assert (await first.response()).status == 400
+            assert await first.closed_by_server()
+            await first.close()
+            behind = await Client.connect(server)
+            behind.send(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n" + bad)
+            assert (await behind.response()).status == 200
+            assert (await behind.response()).status == 400
+            assert await behind.closed_by_server()
+            await behind.close()
+
+    run(scenario)

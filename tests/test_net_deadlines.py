@@ -49,3 +49,31 @@ async def test_channel_wait_times_out_calls_on_timeout_and_names_the_context() -
     assert caught.value.timer == "dimse"
     assert "C-ECHO" in str(caught.value)
     assert aborted == [True]
+
+
+def test_a_deadline_fires_once_even_on_a_millisecond_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvloop
+
+    fired = 0
+    real_fire = DeadlineWatch._fire
+
+    def counting_fire(self: DeadlineWatch) -> None:
+        nonlocal fired
+        fired += 1
+        real_fire(self)
+
+    monkeypatch.setattr(DeadlineWatch, "_fire", counting_fire)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        watch = DeadlineWatch(loop)
+        for timeout in (0.0503, 0.0207, 0.0311):
+            waiter: asyncio.Future[None] = loop.create_future()
+            watch.add(waiter, timeout, "wait")
+            with pytest.raises(DicomTimeout):
+                await waiter
+
+    uvloop.run(scenario())
+    assert fired <= 6  # once per expiry, give or take an early wake; not a spin of hundreds

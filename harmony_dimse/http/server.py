@@ -234,9 +234,11 @@ class _HTTPConnection(asyncio.Protocol):
     def _begin_request(self) -> None:
         """Parse what is buffered; a head left incomplete must be done within header_timeout."""
         self._phase = _HEAD
-        self._process()
-        if self._phase == _HEAD:
-            self._set_deadline(self._limits.header_timeout)
+        try:
+            self._process()
+        finally:
+            if self._phase == _HEAD:
+                self._set_deadline(self._limits.header_timeout)
 
     def _process(self) -> None:
         """Parse buffered bytes until a request is complete (then answer it) or data runs out."""
@@ -287,7 +289,11 @@ class _HTTPConnection(asyncio.Protocol):
         if target.startswith("/"):
             path, _, query = target.partition("?")
         elif "://" in target:
-            split = urlsplit(target)
+            try:
+                split = urlsplit(target)
+            except ValueError:  # e.g. "http://[x/": an unparsable absolute-form target
+                self._fail(400, "invalid request target")
+                return
             path, query = split.path or "/", split.query
         else:
             path, query = target, ""

@@ -75,7 +75,7 @@ class DeadlineWatch:
         self._at = math.inf
         now = self._loop.time()
         for waiter, (deadline, timeout, context) in list(self._waits.items()):
-            if deadline <= now:
+            if deadline <= now + 0.001:  # uvloop's clock and timers have millisecond steps
                 del self._waits[waiter]
                 if not waiter.done():
                     waiter.set_exception(DicomTimeout("dimse", timeout, context))
