@@ -24,4 +24,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-.venv/bin/harmony-dimse serve --config demo/config.toml
+.venv/bin/harmony-dimse serve --config demo/config.toml &
+gateway_pid=$!
+# stopping this script (Ctrl-C, or a TERM sent to it alone) stops the gateway and the PACS too
+trap 'kill "$gateway_pid" "$pacs_pid" 2>/dev/null || true' EXIT INT TERM
+wait "$gateway_pid"
